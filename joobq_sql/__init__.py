@@ -1,0 +1,37 @@
+"""joobq-sql: a job queue for Python applications that already run on PostgreSQL."""
+
+from .errors import (
+    ConfigurationError,
+    JobDecodeError,
+    JobDefinitionError,
+    JoobQError,
+    SchemaNotMigratedError,
+    UnknownJobTypeError,
+)
+from .job import Job
+from .status import JobStatus
+from .store.base import Store
+from .store.memory import MemoryStore
+from .store.postgres.store import PostgresStore
+from .store.records import Completion, Failure, JobRecord, NewJob, QueueStats
+
+__all__ = [
+    "Completion",
+    "ConfigurationError",
+    "Failure",
+    "Job",
+    "JobDecodeError",
+    "JobDefinitionError",
+    "JobRecord",
+    "JobStatus",
+    "JoobQError",
+    "MemoryStore",
+    "NewJob",
+    "PostgresStore",
+    "QueueStats",
+    "SchemaNotMigratedError",
+    "Store",
+    "UnknownJobTypeError",
+]
+
+__version__ = "0.1.0"

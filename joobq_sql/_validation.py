@@ -1,0 +1,116 @@
+"""Checks on values that come from outside: each raises with the bad value named."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from datetime import datetime, timedelta
+
+MAX_QUEUE_NAME_LENGTH = 100
+MAX_JOB_TYPE_LENGTH = 200
+MIN_PRIORITY = -32768
+MAX_PRIORITY = 32767
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
+
+
+def queue_name(value: object, *, what: str = "queue name") -> str:
+    """Return a valid queue name: 1..100 characters, no control characters.
+
+    Any other character, quotes and semicolons included, is allowed: names only ever travel as
+    SQL parameters.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_QUEUE_NAME_LENGTH:
+        raise ValueError(
+            f"{what} {value[:20]!r}... is {len(value)} characters long; "
+            f"at most {MAX_QUEUE_NAME_LENGTH} are allowed"
+        )
+    if _has_control_characters(value):
+        raise ValueError(f"{what} {value!r} contains control characters; use printable text")
+    return value
+
+
+def job_type(value: object) -> str:
+    """Return a valid job_type tag (same rules as queue names, 200 characters at most)."""
+    if not isinstance(value, str) or not value or len(value) > MAX_JOB_TYPE_LENGTH:
+        raise ValueError(
+            f"job_type {value!r} is invalid: it must be a non-empty str of at most "
+            f"{MAX_JOB_TYPE_LENGTH} characters"
+        )
+    if _has_control_characters(value):
+        raise ValueError(f"job_type {value!r} contains control characters")
+    return value
+
+
+def worker_id(value: object) -> str:
+    return queue_name(value, what="worker_id")
+
+
+def non_negative_int(value: object, *, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+def positive_int(value: object, *, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return value
+
+
+def priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"priority must be an int, got {type(value).__name__}: {value!r}")
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(f"priority must be in {MIN_PRIORITY}..{MAX_PRIORITY}, got {value}")
+    return value
+
+
+def seconds(value: object, *, what: str, allow_zero: bool = True) -> float:
+    """A duration as float seconds, from a timedelta or a number; negative or NaN is refused."""
+    if isinstance(value, timedelta):
+        result = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise TypeError(
+            f"{what} must be a timedelta or a number of seconds, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    if math.isnan(result) or math.isinf(result):
+        raise ValueError(f"{what} must be a finite duration, got {value!r}")
+    if result < 0 or (result == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{what} must be {bound} seconds, got {value!r}")
+    return result
+
+
+def aware_datetime(value: object, *, what: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what} {value.isoformat()} is a naive datetime; give it a timezone "
+            "(for example datetime.now(timezone.utc))"
+        )
+    return value
+
+
+def unix_ms(value: object, *, what: str) -> int:
+    """A point in time as Unix milliseconds (the seed's Int64 times)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be Unix milliseconds as an int, got {value!r}")
+    # 0001-01-01 .. 9999-12-31, the range a timestamptz and a datetime share
+    if not -62_135_596_800_000 <= value <= 253_402_300_799_000:
+        raise ValueError(f"{what} {value} is outside the years 1..9999 in Unix milliseconds")
+    return value

@@ -1,0 +1,27 @@
+"""Every error joobq-sql raises on purpose. Each message names the bad value and what is valid."""
+
+from __future__ import annotations
+
+
+class JoobQError(Exception):
+    """Base class of the errors joobq-sql raises on purpose."""
+
+
+class ConfigurationError(JoobQError, ValueError):
+    """A setting is invalid; the message names the setting and the accepted values."""
+
+
+class JobDefinitionError(JoobQError, TypeError):
+    """A Job subclass is declared wrongly (a reserved field name, an unsupported field type)."""
+
+
+class UnknownJobTypeError(JoobQError, LookupError):
+    """A stored job names a job_type that no imported Job subclass registers."""
+
+
+class JobDecodeError(JoobQError, ValueError):
+    """A stored job's args do not fit its Job class; the message names the field."""
+
+
+class SchemaNotMigratedError(JoobQError, RuntimeError):
+    """The database has no joobq tables yet; run the migrations first."""

@@ -1,0 +1,1 @@
+"""Stores: the Store contract and its implementations."""

@@ -1,0 +1,151 @@
+"""The PostgreSQL schema: the single source of truth that migrations/ reproduces.
+
+One hot table, `jobs`, holds every live job with a `status` column. Completed jobs leave it at
+once (or after their retention), dead jobs when their `dead_expires_at` passes, so it stays small.
+`queue_counters` holds the running totals behind stats, sharded so that no single row is updated
+by every completion.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    desc,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from ...status import JobStatus, RUNNABLE_STATUSES
+
+DEFAULT_SCHEMA = "joobq"
+VERSION_TABLE = "joobq_alembic_version"
+
+#: Storage parameters for the high-churn jobs table. Every claim and finish rewrites or deletes a
+#: row, so vacuum early (2% dead rows instead of PostgreSQL's 20%) and without cost-based naps,
+#: and leave room on each page for the new row versions.
+JOBS_STORAGE_PARAMETERS: dict[str, str] = {
+    "fillfactor": "80",
+    "autovacuum_vacuum_scale_factor": "0.02",
+    "autovacuum_vacuum_threshold": "500",
+    "autovacuum_vacuum_insert_scale_factor": "0.02",
+    "autovacuum_analyze_scale_factor": "0.05",
+    "autovacuum_vacuum_cost_delay": "0",
+}
+
+#: Counters are sharded: a completing worker adds to shard hash(worker_id) % COUNTER_SHARDS.
+COUNTER_SHARDS = 16
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def validate_schema_name(schema: str) -> str:
+    """Schema names are formatted into SQL text as identifiers, so only plain names are allowed."""
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise ValueError(
+            f"schema {schema!r} is invalid: use lower-case letters, digits and '_', "
+            "starting with a letter or '_', at most 63 characters"
+        )
+    return schema
+
+
+def _status_list(statuses: tuple[JobStatus, ...]) -> str:
+    return ", ".join(f"'{s.value}'" for s in statuses)
+
+
+RUNNABLE_SQL = f"status IN ({_status_list(RUNNABLE_STATUSES)})"
+ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
+
+
+def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
+    """Return the MetaData of joobq's tables, placed in `schema`."""
+    validate_schema_name(schema)
+    metadata = MetaData(schema=schema)
+    jobs = Table(
+        "jobs",
+        metadata,
+        Column("jid", UUID(as_uuid=True), nullable=False),
+        # Insertion order: the FIFO tie-break between jobs with the same priority and run_at.
+        Column("id", BigInteger, Identity(always=False), nullable=False),
+        Column("queue", Text, nullable=False),
+        Column("job_type", Text, nullable=False),
+        Column("args", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("status", Text, nullable=False),
+        Column("priority", SmallInteger, nullable=False, server_default=text("0")),
+        Column("run_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Runs started so far; a claim adds one, so attempt N is fenced against attempt N-1.
+        Column("attempt", Integer, nullable=False, server_default=text("0")),
+        Column("max_retries", Integer, nullable=False, server_default=text("3")),
+        Column("expires_at", DateTime(timezone=True), nullable=True),
+        Column("worker_id", Text, nullable=True),
+        Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+        Column("last_error", JSONB, nullable=True),
+        # The most recent errors, oldest first, at most MAX_ERROR_HISTORY entries.
+        Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Column("dead_reason", Text, nullable=True),
+        Column("dead_expires_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("finished_at", DateTime(timezone=True), nullable=True),
+        PrimaryKeyConstraint("jid", name="jobs_pkey"),
+        CheckConstraint(f"status IN ({ALL_STATUSES_SQL})", name="jobs_status_check"),
+        CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
+        CheckConstraint("max_retries >= 0", name="jobs_max_retries_check"),
+        CheckConstraint("jsonb_typeof(args) = 'object'", name="jobs_args_object_check"),
+        CheckConstraint(
+            "(status = 'running') = (worker_id IS NOT NULL AND lease_expires_at IS NOT NULL)",
+            name="jobs_running_lease_check",
+        ),
+        CheckConstraint(
+            "status <> 'dead' OR dead_expires_at IS NOT NULL", name="jobs_dead_expiry_check"
+        ),
+    )
+    Index(
+        "jobs_claim_idx",
+        jobs.c.queue,
+        desc(jobs.c.priority),
+        jobs.c.run_at,
+        jobs.c.id,
+        postgresql_where=text(RUNNABLE_SQL),
+    )
+    Index(
+        "jobs_lease_idx",
+        jobs.c.lease_expires_at,
+        postgresql_where=text("status = 'running'"),
+    )
+    Index(
+        "jobs_dead_purge_idx",
+        jobs.c.dead_expires_at,
+        postgresql_where=text("status = 'dead'"),
+    )
+    Index(
+        "jobs_completed_prune_idx",
+        jobs.c.finished_at,
+        postgresql_where=text("status = 'completed'"),
+    )
+    Table(
+        "queue_counters",
+        metadata,
+        Column("queue", Text, nullable=False),
+        Column("counter", Text, nullable=False),
+        Column("shard", SmallInteger, nullable=False),
+        Column("value", BigInteger, nullable=False, server_default=text("0")),
+        PrimaryKeyConstraint("queue", "counter", "shard", name="queue_counters_pkey"),
+    )
+    return metadata
+
+
+metadata = build_metadata()

@@ -1,0 +1,257 @@
+"""The values that cross the Store boundary: new jobs, stored jobs, completions, failures, stats."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from .. import _validation as check
+from ..status import JobStatus
+
+if TYPE_CHECKING:
+    from ..job import Job
+
+#: Error entries kept per job; older ones are dropped first.
+MAX_ERROR_HISTORY = 20
+#: Longest string kept in an error entry (a traceback is cut at its end, not its start).
+MAX_ERROR_TEXT = 8000
+
+
+def to_json_object(args: Mapping[str, Any], *, what: str = "args") -> str:
+    """Serialize a JSON object strictly: NaN, infinity and non-JSON values raise TypeError."""
+    if not isinstance(args, Mapping):
+        raise TypeError(f"{what} must be a mapping of field name to value, got {args!r}")
+    try:
+        return json.dumps(args, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        bad = next((k for k, v in args.items() if not _is_json(v)), None)
+        where = f" (field {bad!r})" if bad is not None else ""
+        raise TypeError(f"{what}{where} cannot be stored as JSON: {exc}") from None
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be inserted. `args` is already in its JSON form.
+
+    The run time is `run_at` when given, else the database's now() plus `delay` seconds; the
+    expiry likewise is `expires_at`, else now() plus `expires_in` (None: never expires).
+    """
+
+    jid: UUID
+    queue: str
+    job_type: str
+    args: Mapping[str, Any]
+    priority: int = 0
+    max_retries: int = 3
+    delay: float = 0.0
+    run_at: datetime | None = None
+    expires_in: float | None = None
+    expires_at: datetime | None = None
+    args_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.jid, UUID):
+            raise TypeError(f"jid must be a UUID, got {self.jid!r}")
+        check.queue_name(self.queue)
+        check.job_type(self.job_type)
+        check.priority(self.priority)
+        check.non_negative_int(self.max_retries, what="max_retries")
+        check.seconds(self.delay, what="delay")
+        if self.run_at is not None:
+            check.aware_datetime(self.run_at, what="run_at")
+        if self.expires_in is not None:
+            check.seconds(self.expires_in, what="expires_in", allow_zero=False)
+        if self.expires_at is not None:
+            check.aware_datetime(self.expires_at, what="expires_at")
+        object.__setattr__(self, "args_json", to_json_object(self.args))
+
+    @property
+    def status(self) -> JobStatus:
+        delayed = self.run_at is not None or self.delay > 0
+        return JobStatus.SCHEDULED if delayed else JobStatus.ENQUEUED
+
+    @classmethod
+    def from_job(
+        cls,
+        job: Job,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta = 0.0,
+        run_at: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> NewJob:
+        """Build a NewJob from a Job instance, with its class defaults unless overridden."""
+        klass = type(job)
+        expires = klass.expires
+        return cls(
+            jid=job.jid,
+            queue=klass.queue if queue is None else queue,
+            job_type=klass.job_type,
+            args=job.to_args(),
+            priority=klass.priority if priority is None else priority,
+            max_retries=klass.retries if max_retries is None else max_retries,
+            delay=check.seconds(delay, what="delay"),
+            run_at=run_at,
+            expires_in=None if expires is None else expires.total_seconds(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of the jobs table, as a store returns it."""
+
+    jid: UUID
+    queue: str
+    job_type: str
+    args: Any
+    status: JobStatus
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_retries: int
+    expires_at: datetime | None
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    last_error: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+    dead_reason: str | None
+    dead_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    #: Insertion order (the FIFO tie-break); MemoryStore numbers its jobs the same way.
+    seq: int = 0
+
+    @property
+    def retries_left(self) -> int:
+        """Retries still allowed: JoobQ's `retries` field. A running attempt is not a failure yet."""
+        failures = self.attempt - (1 if self.status is JobStatus.RUNNING else 0)
+        return max(self.max_retries - failures, 0)
+
+    def to_document(self) -> dict[str, Any]:
+        """The seed's job document: what `to_json` serializes."""
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "jid": str(self.jid),
+            "job_type": self.job_type,
+            "queue": self.queue,
+            "args": self.args,
+            "status": self.status.value,
+            "priority": self.priority,
+            "attempt": self.attempt,
+            "max_retries": self.max_retries,
+            "retries": self.retries_left,
+            "run_at": iso(self.run_at),
+            "expires": iso(self.expires_at),
+            "worker_id": self.worker_id,
+            "lease_expires_at": iso(self.lease_expires_at),
+            "error": self.last_error,
+            "errors": self.errors,
+            "dead_reason": self.dead_reason,
+            "dead_expires_at": iso(self.dead_expires_at),
+            "created_at": iso(self.created_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_document())
+
+    @property
+    def completion(self) -> Completion:
+        """The fenced completion of this claimed attempt."""
+        return Completion(self.jid, self.attempt, self.worker_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """Finish a running job. With `attempt` and `worker_id` set (the normal case) it is fenced:
+    it applies only while the row is still running that attempt for that worker, so a finish
+    that arrives after the job was rescued and claimed again changes nothing."""
+
+    jid: UUID
+    attempt: int | None = None
+    worker_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed run, fenced like Completion. One failure makes exactly one state change:
+
+    - `retry_in` seconds given and runs left (attempt <= max_retries): `retrying`, due then;
+    - otherwise `dead`, with `dead_reason` (default: "retries exhausted" when a retry was
+      asked for but none is left, else "not retried").
+    """
+
+    jid: UUID
+    attempt: int | None
+    worker_id: str | None
+    error: Mapping[str, Any]
+    retry_in: float | None
+    dead_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.retry_in is not None:
+            check.seconds(self.retry_in, what="retry_in")
+        object.__setattr__(self, "error", bound_error(self.error))
+
+
+def bound_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep an error entry small: long strings are cut, non-JSON values become their repr."""
+    if not isinstance(error, Mapping):
+        raise TypeError(f"error details must be a mapping, got {error!r}")
+    out: dict[str, Any] = {}
+    for key, value in error.items():
+        if isinstance(value, str):
+            value = value if len(value) <= MAX_ERROR_TEXT else value[-MAX_ERROR_TEXT:]
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = repr(value)
+        elif not _is_json(value):
+            value = repr(value)[:MAX_ERROR_TEXT]
+        out[str(key)] = value
+    return out
+
+
+COUNTER_NAMES = ("completed", "retried", "dead", "expired", "rescued")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What a queue holds now, and what it has done since its counters began.
+
+    `waiting`: runnable now. `due_later`: enqueued or scheduled with run_at in the future.
+    `retrying`: failed and waiting for their backoff (or rescued). The totals count state
+    changes: `completed` jobs finished, `retried` failures rescheduled, `dead` jobs that failed
+    for good, `expired` jobs that expired before running, `rescued` leases found expired.
+    """
+
+    queue: str
+    waiting: int = 0
+    due_later: int = 0
+    running: int = 0
+    retrying: int = 0
+    dead: int = 0
+    completed: int = 0
+    oldest_waiting_age: float | None = None
+    totals: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def processed(self) -> int:
+        """Runs that ended: completed, or failed (retried or dead)."""
+        return sum(self.totals.get(name, 0) for name in ("completed", "retried", "dead"))

@@ -1,0 +1,86 @@
+"""Fixtures shared by every test: a real PostgreSQL, and a fresh database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests._database import provide_test_server
+
+TEMPLATE_DATABASE = "joobq_test_template"
+
+
+def libpq_url(url: str, database: str | None = None) -> str:
+    """The plain libpq form of a SQLAlchemy URL (for psycopg.connect), optionally re-pointed."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """SQLAlchemy URL of the test server's maintenance database (tests may CREATE DATABASE)."""
+    with provide_test_server() as url:
+        yield url
+
+
+def _create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def migrated_template(admin_url: str) -> str:
+    """A database migrated to head once per session; each test copies it."""
+    from joobq_sql.migrate import upgrade
+
+    _drop_database(admin_url, TEMPLATE_DATABASE)
+    url = _create_database(admin_url, TEMPLATE_DATABASE)
+    upgrade(url)
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def fresh_database_url(admin_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of an empty database of its own, dropped after the test."""
+    name = f"joobq_t_{uuid.uuid4().hex[:12]}"
+    yield _create_database(admin_url, name)
+    _drop_database(admin_url, name)
+
+
+@pytest.fixture
+def database_url(admin_url: str, migrated_template: str) -> Iterator[str]:
+    """SQLAlchemy URL of a migrated database of its own, dropped after the test."""
+    name = f"joobq_t_{uuid.uuid4().hex[:12]}"
+    yield _create_database(admin_url, name, template=migrated_template)
+    _drop_database(admin_url, name)
+
+
+@pytest.fixture
+def pg_store(database_url: str):
+    from joobq_sql import PostgresStore
+
+    store = PostgresStore(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection to the test's database, for looking at or altering rows."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        yield conn
+
+
