@@ -99,7 +99,7 @@ def _plain_json(value: Any, path: str, depth: int = 0) -> Any:
 Codec = Callable[[Any, str], Any]
 
 
-def _encoder(tp: Any) -> Codec:  # noqa: C901 - one branch per supported type reads best
+def _encoder(tp: Any) -> Codec:
     if tp is Any or tp is object:
         return _plain_json
     if tp is type(None):
@@ -131,7 +131,7 @@ def _encoder(tp: Any) -> Codec:  # noqa: C901 - one branch per supported type re
     return _generic_codec(tp, encoding=True)
 
 
-def _decoder(tp: Any) -> Codec:  # noqa: C901
+def _decoder(tp: Any) -> Codec:
     if tp is Any or tp is object:
         return _plain_json
     if tp in (type(None), bool, str):
@@ -225,8 +225,10 @@ def _dataclass_codec(tp: type, *, encoding: bool) -> Codec:
         if encoding:
             if not isinstance(value, tp):
                 raise _fail(path, tp.__name__, value)
-            return {f.name: encode(getattr(value, f.name), hints[f.name], f"{path}.{f.name}")
-                    for f in fields}
+            return {
+                f.name: encode(getattr(value, f.name), hints[f.name], f"{path}.{f.name}")
+                for f in fields
+            }
         if not isinstance(value, dict):
             raise _fail(path, f"an object for {tp.__name__}", value)
         unknown = set(value) - {f.name for f in fields}
@@ -243,11 +245,12 @@ def _dataclass_codec(tp: type, *, encoding: bool) -> Codec:
     return codec
 
 
-def _generic_codec(tp: Any, *, encoding: bool) -> Codec:  # noqa: C901
+def _generic_codec(tp: Any, *, encoding: bool) -> Codec:
     origin, args = get_origin(tp) or tp, get_args(tp)
     step = encode if encoding else decode
 
     if origin in (Union, types.UnionType):
+
         def union(value: Any, path: str) -> Any:
             if value is None and type(None) in args:
                 return None
@@ -264,6 +267,7 @@ def _generic_codec(tp: Any, *, encoding: bool) -> Codec:  # noqa: C901
         return union
 
     if origin is typing.Literal:
+
         def literal(value: Any, path: str) -> Any:
             if value not in args:
                 raise _fail(path, f"one of {list(args)}", value)

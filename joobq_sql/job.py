@@ -8,6 +8,7 @@ stored as JSON in the `args` column. Class attributes without annotations (`queu
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import threading
 import typing
@@ -63,7 +64,7 @@ class Job:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("__annotations__", {})
+        own = inspect.get_annotations(cls)
         clash = sorted(
             name for name in own if name in RESERVED_FIELD_NAMES and not _is_classvar(own[name])
         )

@@ -139,9 +139,7 @@ class Store(ABC):
         claimed jobs of `queue` are released, at most `limit`. Return the released jids."""
 
     @abstractmethod
-    def rescue_expired_leases(
-        self, queue: str | None = None, *, limit: int = 1000
-    ) -> list[UUID]:
+    def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
         """Requeue running jobs whose lease has expired (their worker died or hung): each gets
         an error entry `lease_expired`, and goes back to `enqueued` keeping its run_at, or to
         `dead` if that was its last allowed run. Jobs with a live lease are never touched."""
@@ -399,9 +397,7 @@ class Store(ABC):
         check.queue_name(queue_name)
         record = self.get_job(parse_jid(job_id, what="job_id"))
         return not (
-            record is not None
-            and record.status is JobStatus.RUNNING
-            and record.queue == queue_name
+            record is not None and record.status is JobStatus.RUNNING and record.queue == queue_name
         )
 
 

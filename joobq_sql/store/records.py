@@ -138,7 +138,7 @@ class JobRecord:
 
     @property
     def retries_left(self) -> int:
-        """Retries still allowed: JoobQ's `retries` field. A running attempt is not a failure yet."""
+        """Retries still allowed (JoobQ's `retries`); a running attempt is not a failure yet."""
         failures = self.attempt - (1 if self.status is JobStatus.RUNNING else 0)
         return max(self.max_retries - failures, 0)
 

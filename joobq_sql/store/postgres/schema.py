@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from ...status import JobStatus, RUNNABLE_STATUSES
+from ...status import RUNNABLE_STATUSES, JobStatus
 
 DEFAULT_SCHEMA = "joobq"
 VERSION_TABLE = "joobq_alembic_version"

@@ -1,0 +1,102 @@
+"""Cursors for the store: from its own pool, or inside a caller's transaction.
+
+The store runs its statements on the psycopg connection under SQLAlchemy's pool rather than
+through SQLAlchemy's execution layer: the hot path (claim, complete) is a few statements per
+batch, and psycopg's own parameter binding and automatic statement preparation are the fastest
+route to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from ...errors import ConfigurationError, SchemaNotMigratedError
+
+
+def engine_from_url(url: str, *, pool_size: int) -> Engine:
+    """An Engine for `url`; plain postgresql:// URLs get the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigurationError(f"database URL {url!r} is not a valid URL: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ConfigurationError(
+            f"database URL driver {parsed.drivername!r} is not supported; "
+            "use postgresql:// or postgresql+psycopg://"
+        )
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+
+
+def url_from_environment() -> str | None:
+    return os.environ.get("JOOBQ_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+
+
+def driver_connection(connection: Any) -> psycopg.Connection[Any]:
+    """The psycopg connection under an SQLAlchemy Connection or Session (the caller's own)."""
+    get_connection = getattr(connection, "connection", None)
+    if callable(get_connection):  # a Session: its connection joins its transaction
+        connection = connection.connection()
+    dbapi = getattr(getattr(connection, "connection", None), "driver_connection", None)
+    if not isinstance(dbapi, psycopg.Connection):
+        raise TypeError(
+            "connection must be an SQLAlchemy Connection or Session on the psycopg driver, "
+            f"got {type(connection).__name__}"
+        )
+    return dbapi
+
+
+class Connections:
+    """Hands out cursors. Each `cursor()` block is one transaction, committed on success."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextlib.contextmanager
+    def cursor(self, connection: Any = None) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        if connection is not None:
+            # The caller owns the transaction: we neither commit nor roll back.
+            with (
+                _translated_errors(),
+                driver_connection(connection).cursor(row_factory=dict_row) as cur,
+            ):
+                yield cur
+            return
+        pooled = self.engine.raw_connection()
+        conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            with _translated_errors(), conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            if conn.broken or conn.closed:
+                pooled.invalidate()  # never hand a dead connection to the next caller
+            else:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            raise
+        finally:
+            pooled.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+        raise SchemaNotMigratedError(
+            f"the joobq tables are missing ({exc.diag.message_primary}); "
+            "migrate the database first: joobq-sql migrate (or joobq_sql.migrate.upgrade(url))"
+        ) from exc

@@ -1,0 +1,1 @@
+DELETE FROM {schema}.jobs WHERE jid = ANY(%(jids)s::uuid[])

@@ -1,0 +1,30 @@
+-- Insert a chunk of new jobs in one statement. The arrays are parallel, one element per job;
+-- WITH ORDINALITY keeps the caller's order, so identity ids (the FIFO tie-break) follow it.
+INSERT INTO {schema}.jobs
+    (jid, queue, job_type, args, status, priority, run_at, max_retries, expires_at)
+SELECT
+    n.jid,
+    n.queue,
+    n.job_type,
+    n.args::jsonb,
+    CASE WHEN n.run_at IS NOT NULL OR n.delay_s > 0 THEN 'scheduled' ELSE 'enqueued' END,
+    n.priority,
+    COALESCE(n.run_at, now() + make_interval(secs => n.delay_s)),
+    n.max_retries,
+    COALESCE(n.expires_at, now() + make_interval(secs => n.expires_in_s))
+FROM unnest(
+    %(jid)s::uuid[],
+    %(queue)s::text[],
+    %(job_type)s::text[],
+    %(args)s::text[],
+    %(priority)s::smallint[],
+    %(max_retries)s::int[],
+    %(delay_s)s::float8[],
+    %(run_at)s::timestamptz[],
+    %(expires_in_s)s::float8[],
+    %(expires_at)s::timestamptz[]
+) WITH ORDINALITY AS n(
+    jid, queue, job_type, args, priority, max_retries, delay_s, run_at, expires_in_s, expires_at,
+    position
+)
+ORDER BY n.position

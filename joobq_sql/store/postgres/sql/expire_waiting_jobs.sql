@@ -1,0 +1,38 @@
+-- The expiry sweep: waiting jobs past their expires_at go to dead with reason 'expired'.
+-- They are never run (claims skip them), and this keeps them from clogging the queue head.
+WITH gone AS (
+    SELECT jid,
+           jsonb_build_object(
+               'error_type', 'expired',
+               'message', format('job expired at %%s before it ran', expires_at)
+           ) AS error
+    FROM {schema}.jobs
+    WHERE status IN ('enqueued', 'scheduled', 'retrying')
+      AND expires_at <= now()
+    ORDER BY expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+expired AS (
+    UPDATE {schema}.jobs AS j
+    SET status = 'dead',
+        dead_reason = 'expired',
+        dead_expires_at = now() + make_interval(secs => %(dead_ttl_s)s),
+        finished_at = now(),
+        last_error = gone.error,
+        errors = CASE WHEN jsonb_array_length(j.errors) >= %(max_errors)s
+                      THEN j.errors - 0
+                      ELSE j.errors END || jsonb_build_array(gone.error),
+        updated_at = now()
+    FROM gone
+    WHERE j.jid = gone.jid
+    RETURNING j.jid, j.queue
+),
+counted AS (
+    INSERT INTO {schema}.queue_counters AS qc (queue, counter, shard, value)
+    SELECT queue, 'expired', %(shard)s, count(*)
+    FROM expired
+    GROUP BY queue
+    ON CONFLICT (queue, counter, shard) DO UPDATE SET value = qc.value + EXCLUDED.value
+)
+SELECT jid FROM expired

@@ -1,0 +1,361 @@
+"""PostgresStore: the Store contract on one PostgreSQL jobs table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine
+
+from ... import _validation as check
+from ...errors import ConfigurationError
+from ...status import JobStatus
+from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store, counter_shard
+from ..records import (
+    MAX_ERROR_HISTORY,
+    Completion,
+    Failure,
+    JobRecord,
+    NewJob,
+    QueueStats,
+    to_json_object,
+)
+from ._connections import Connections, engine_from_url, url_from_environment
+from .queries import Queries
+from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
+
+
+class PostgresStore(Store):
+    """The Store on PostgreSQL.
+
+    Build it from a URL (``postgresql+psycopg://...``; plain ``postgresql://`` works too) or an
+    existing SQLAlchemy Engine on the psycopg driver. With neither, JOOBQ_DATABASE_URL, else
+    DATABASE_URL. The database must be migrated (``joobq-sql migrate`` or
+    ``joobq_sql.migrate.upgrade``) into `schema`.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine | None = None,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        pool_size: int = 10,
+        lease: timedelta | float = DEFAULT_LEASE,
+        dead_letter_ttl: timedelta | float = DEFAULT_DEAD_LETTER_TTL,
+        keep_completed: timedelta | float | None = None,
+    ) -> None:
+        super().__init__(
+            lease=lease, dead_letter_ttl=dead_letter_ttl, keep_completed=keep_completed
+        )
+        self.schema = schema
+        self._sql = Queries(schema)  # validates the schema name
+        check.positive_int(pool_size, what="pool_size")
+        if url_or_engine is None:
+            url_or_engine = url_from_environment()
+            if url_or_engine is None:
+                raise ConfigurationError(
+                    "no database given: pass a URL or Engine to PostgresStore, "
+                    "or set JOOBQ_DATABASE_URL"
+                )
+        if isinstance(url_or_engine, Engine):
+            if url_or_engine.dialect.driver != "psycopg":
+                raise ConfigurationError(
+                    f"the Engine uses the {url_or_engine.dialect.driver!r} driver; "
+                    "PostgresStore needs postgresql+psycopg"
+                )
+            self._owns_engine = False
+            engine = url_or_engine
+        elif isinstance(url_or_engine, str):
+            self._owns_engine = True
+            engine = engine_from_url(url_or_engine, pool_size=pool_size)
+        else:
+            raise TypeError(
+                f"PostgresStore needs a URL string or an SQLAlchemy Engine, got {url_or_engine!r}"
+            )
+        self.engine = engine
+        self._db = Connections(engine)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._db.dispose()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _rows(self, name: str, params: dict[str, Any], connection: Any = None) -> list[dict]:
+        with self._db.cursor(connection) as cur:
+            cur.execute(self._sql[name], params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def _records(self, name: str, params: dict[str, Any]) -> list[JobRecord]:
+        return [_record(row) for row in self._rows(name, params)]
+
+    def _rowcount(self, name: str, params: dict[str, Any]) -> int:
+        with self._db.cursor() as cur:
+            cur.execute(self._sql[name], params)
+            return cur.rowcount
+
+    def _lease(self, lease: float | None) -> float:
+        return (
+            self.lease_seconds
+            if lease is None
+            else check.seconds(lease, what="lease", allow_zero=False)
+        )
+
+    # -- primitives ------------------------------------------------------------------------
+
+    def enqueue_jobs(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        connection: Any = None,
+    ) -> list[UUID]:
+        check.positive_int(batch_size, what="batch_size")
+        jobs = list(jobs)
+        for job in jobs:
+            if not isinstance(job, NewJob):
+                raise TypeError(f"enqueue_jobs takes NewJob values, got {type(job).__name__}")
+        if not jobs:
+            return []
+        with self._db.cursor(connection) as cur:
+            for start in range(0, len(jobs), batch_size):
+                cur.execute(
+                    self._sql["enqueue_jobs"], _enqueue_params(jobs[start : start + batch_size])
+                )
+        return [job.jid for job in jobs]
+
+    def claim_jobs(
+        self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
+    ) -> list[JobRecord]:
+        params = {
+            "queue": check.queue_name(queue),
+            "worker_id": check.worker_id(worker_id),
+            "limit": check.positive_int(limit, what="limit"),
+            "lease_s": self._lease(lease),
+        }
+        return self._records("claim_jobs", params)
+
+    def renew_leases(
+        self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
+    ) -> set[UUID]:
+        jids = _jids(jids)
+        if not jids:
+            return set()
+        params = {
+            "worker_id": check.worker_id(worker_id),
+            "jids": jids,
+            "lease_s": self._lease(lease),
+        }
+        return {row["jid"] for row in self._rows("renew_leases", params)}
+
+    def complete_jobs(self, completions: Sequence[Completion]) -> list[UUID]:
+        completions = list(completions)
+        if not completions:
+            return []
+        statement = (
+            "complete_jobs_delete" if self.keep_completed_seconds is None else "complete_jobs_keep"
+        )
+        params = {
+            "jid": [c.jid for c in completions],
+            "attempt": [c.attempt for c in completions],
+            "worker_id": [c.worker_id for c in completions],
+            "shard": _shard(completions[0].worker_id),
+        }
+        return [row["jid"] for row in self._rows(statement, params)]
+
+    def fail_jobs(
+        self, failures: Sequence[Failure], *, dead_letter_ttl: float | None = None
+    ) -> dict[UUID, JobStatus]:
+        failures = list(failures)
+        if not failures:
+            return {}
+        ttl = (
+            self.dead_letter_ttl_seconds
+            if dead_letter_ttl is None
+            else check.seconds(dead_letter_ttl, what="dead_letter_ttl", allow_zero=False)
+        )
+        params = {
+            "jid": [f.jid for f in failures],
+            "attempt": [f.attempt for f in failures],
+            "worker_id": [f.worker_id for f in failures],
+            "error": [json.dumps(f.error) for f in failures],
+            "retry_in_s": [f.retry_in for f in failures],
+            "dead_reason": [f.dead_reason for f in failures],
+            "dead_ttl_s": ttl,
+            "max_errors": MAX_ERROR_HISTORY,
+            "shard": _shard(failures[0].worker_id),
+        }
+        return {row["jid"]: JobStatus(row["status"]) for row in self._rows("fail_jobs", params)}
+
+    def release_jobs(
+        self,
+        worker_id: str,
+        jids: Sequence[UUID] | None = None,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+    ) -> list[UUID]:
+        params = {
+            "worker_id": check.worker_id(worker_id),
+            "jids": None if jids is None else _jids(jids),
+            "queue": None if queue is None else check.queue_name(queue),
+            "limit": None if limit is None else check.non_negative_int(limit, what="limit"),
+        }
+        return [row["jid"] for row in self._rows("release_jobs", params)]
+
+    def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
+        params = {
+            "queue": None if queue is None else check.queue_name(queue),
+            "limit": check.positive_int(limit, what="limit"),
+            "dead_ttl_s": self.dead_letter_ttl_seconds,
+            "max_errors": MAX_ERROR_HISTORY,
+            "shard": _shard("maintenance"),
+        }
+        return [row["jid"] for row in self._rows("rescue_expired_leases", params)]
+
+    def expire_waiting_jobs(self, *, limit: int = 1000) -> list[UUID]:
+        params = {
+            "limit": check.positive_int(limit, what="limit"),
+            "dead_ttl_s": self.dead_letter_ttl_seconds,
+            "max_errors": MAX_ERROR_HISTORY,
+            "shard": _shard("maintenance"),
+        }
+        return [row["jid"] for row in self._rows("expire_waiting_jobs", params)]
+
+    def purge_dead(self, *, limit: int = 1000) -> int:
+        return self._rowcount("purge_dead", {"limit": check.positive_int(limit, what="limit")})
+
+    def prune_completed(self, *, limit: int = 1000) -> int:
+        check.positive_int(limit, what="limit")
+        if self.keep_completed_seconds is None:
+            return 0
+        return self._rowcount(
+            "prune_completed", {"limit": limit, "keep_s": self.keep_completed_seconds}
+        )
+
+    def upsert_job(
+        self,
+        document: dict[str, Any],
+        status: JobStatus,
+        *,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        dead_until: datetime | None = None,
+        dead_reason: str | None = None,
+    ) -> None:
+        params = _upsert_params(document, JobStatus(status))
+        params.update(
+            delay_s=0.0 if delay is None else check.seconds(delay, what="delay"),
+            run_at=None if run_at is None else check.aware_datetime(run_at, what="run_at"),
+            dead_until=dead_until,
+            dead_reason=dead_reason if status is JobStatus.DEAD else None,
+        )
+        self._rows("upsert_job", params)
+
+    def due_jobs(self, at: datetime, limit: int, *, take: bool) -> list[JobRecord]:
+        params = {
+            "at": check.aware_datetime(at, what="at"),
+            "limit": check.positive_int(limit, what="limit"),
+        }
+        return self._records("take_due_jobs" if take else "peek_due_jobs", params)
+
+    def get_job(self, jid: UUID) -> JobRecord | None:
+        rows = self._records("get_job", {"jid": _jids([jid])[0]})
+        return rows[0] if rows else None
+
+    def list_queue(self, queue: str, *, offset: int, limit: int) -> list[JobRecord]:
+        params = {
+            "queue": check.queue_name(queue),
+            "offset": check.non_negative_int(offset, what="offset"),
+            "limit": check.positive_int(limit, what="limit"),
+        }
+        return self._records("list_queue", params)
+
+    def count_jobs(self, queue: str, status: JobStatus, *, due_only: bool = False) -> int:
+        params = {
+            "queue": check.queue_name(queue),
+            "status": JobStatus(status).value,
+            "due_only": bool(due_only),
+        }
+        return int(self._rows("count_jobs", params)[0]["count"])
+
+    def delete_jobs(self, jids: Sequence[UUID]) -> int:
+        jids = _jids(jids)
+        return self._rowcount("delete_jobs", {"jids": jids}) if jids else 0
+
+    def clear_waiting(self, queue: str) -> int:
+        return self._rowcount("clear_waiting", {"queue": check.queue_name(queue)})
+
+    def queue_stats(self) -> dict[str, QueueStats]:
+        with self._db.cursor() as cur:
+            cur.execute(self._sql["queue_counts"])
+            counts = {row.pop("queue"): row for row in cur.fetchall()}
+            cur.execute(self._sql["queue_totals"])
+            totals: dict[str, dict[str, int]] = {}
+            for row in cur.fetchall():
+                totals.setdefault(row["queue"], {})[row["counter"]] = int(row["value"])
+        return {
+            queue: QueueStats(queue=queue, **counts.get(queue, {}), totals=totals.get(queue, {}))
+            for queue in sorted(counts.keys() | totals.keys())
+        }
+
+    def now(self) -> datetime:
+        with self._db.cursor() as cur:
+            cur.execute(self._sql["now"])
+            row = cur.fetchone()
+        assert row is not None
+        return row["now"]
+
+
+def _shard(worker_id: str | None) -> int:
+    return counter_shard(worker_id, COUNTER_SHARDS)
+
+
+def _jids(jids: Sequence[UUID]) -> list[UUID]:
+    out = []
+    for jid in jids:
+        if not isinstance(jid, UUID):
+            raise TypeError(f"jid must be a UUID, got {type(jid).__name__}: {jid!r}")
+        out.append(jid)
+    return out
+
+
+def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
+    return {
+        "jid": [j.jid for j in jobs],
+        "queue": [j.queue for j in jobs],
+        "job_type": [j.job_type for j in jobs],
+        "args": [j.args_json for j in jobs],
+        "priority": [j.priority for j in jobs],
+        "max_retries": [j.max_retries for j in jobs],
+        "delay_s": [j.delay for j in jobs],
+        "run_at": [j.run_at for j in jobs],
+        "expires_in_s": [j.expires_in for j in jobs],
+        "expires_at": [j.expires_at for j in jobs],
+    }
+
+
+def _upsert_params(document: dict[str, Any], status: JobStatus) -> dict[str, Any]:
+    """Validated insert values from a seed job document (used when its jid is new)."""
+    args = document.get("args", {})
+    return {
+        "jid": document["jid"],
+        "queue": check.queue_name(document.get("queue", "default"), what="job['queue']"),
+        "job_type": check.job_type(document.get("job_type")),
+        "args": to_json_object(args, what="job['args']"),
+        "status": status.value,
+        "priority": check.priority(document.get("priority", 0)),
+        "attempt": check.non_negative_int(document.get("attempt", 0), what="job['attempt']"),
+        "max_retries": check.non_negative_int(
+            document.get("max_retries", 3), what="job['max_retries']"
+        ),
+    }
+
+
+def _record(row: dict[str, Any]) -> JobRecord:
+    row["seq"] = row.pop("id")
+    row["status"] = JobStatus(row["status"])
+    return JobRecord(**row)
