@@ -2,6 +2,7 @@
 
 from .errors import (
     ConfigurationError,
+    DuplicateJobError,
     JobDecodeError,
     JobDefinitionError,
     JoobQError,
@@ -18,6 +19,7 @@ from .store.records import Completion, Failure, JobRecord, NewJob, QueueStats
 __all__ = [
     "Completion",
     "ConfigurationError",
+    "DuplicateJobError",
     "Failure",
     "Job",
     "JobDecodeError",

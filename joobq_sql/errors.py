@@ -25,3 +25,7 @@ class JobDecodeError(JoobQError, ValueError):
 
 class SchemaNotMigratedError(JoobQError, RuntimeError):
     """The database has no joobq tables yet; run the migrations first."""
+
+
+class DuplicateJobError(JoobQError, ValueError):
+    """A job with the same jid is already stored; nothing of the batch was written."""

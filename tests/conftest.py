@@ -82,5 +82,3 @@ def pg(database_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit connection to the test's database, for looking at or altering rows."""
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         yield conn
-
-

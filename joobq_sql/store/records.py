@@ -69,11 +69,13 @@ class NewJob:
         check.job_type(self.job_type)
         check.priority(self.priority)
         check.non_negative_int(self.max_retries, what="max_retries")
-        check.seconds(self.delay, what="delay")
+        # Durations are normalized to float seconds: the database receives float8 arrays.
+        object.__setattr__(self, "delay", check.seconds(self.delay, what="delay"))
         if self.run_at is not None:
             check.aware_datetime(self.run_at, what="run_at")
         if self.expires_in is not None:
-            check.seconds(self.expires_in, what="expires_in", allow_zero=False)
+            expires_in = check.seconds(self.expires_in, what="expires_in", allow_zero=False)
+            object.__setattr__(self, "expires_in", expires_in)
         if self.expires_at is not None:
             check.aware_datetime(self.expires_at, what="expires_at")
         object.__setattr__(self, "args_json", to_json_object(self.args))
@@ -208,7 +210,7 @@ class Failure:
 
     def __post_init__(self) -> None:
         if self.retry_in is not None:
-            check.seconds(self.retry_in, what="retry_in")
+            object.__setattr__(self, "retry_in", check.seconds(self.retry_in, what="retry_in"))
         object.__setattr__(self, "error", bound_error(self.error))
 
 
@@ -250,6 +252,12 @@ class QueueStats:
     completed: int = 0
     oldest_waiting_age: float | None = None
     totals: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every counter is always present, so readers never need a default.
+        object.__setattr__(
+            self, "totals", {name: int(self.totals.get(name, 0)) for name in COUNTER_NAMES}
+        )
 
     @property
     def processed(self) -> int:

