@@ -547,6 +547,11 @@ def test_the_expiry_sweep_sends_expired_waiting_jobs_to_dead(store: Store) -> No
     assert store.expire_waiting_jobs() == [expired]
     record = store.get_job(expired)
     assert record.status is JobStatus.DEAD and record.dead_reason == "expired"
+    at = past.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert record.last_error == {
+        "error_type": "expired",
+        "message": f"job expired at {at} before it ran",
+    }
     assert status_of(store, fresh) is JobStatus.ENQUEUED
     assert store.queue_stats()["contract"].totals["expired"] == 1
 

@@ -394,7 +394,9 @@ class MemoryStore(Store):
             )
             for row in overdue:
                 assert row.expires_at is not None
-                message = f"job expired at {row.expires_at.isoformat()} before it ran"
+                # The same fixed UTC form as expire_waiting_jobs.sql, whatever the server TimeZone.
+                at = row.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                message = f"job expired at {at} before it ran"
                 error = _error_changes(row, {"error_type": "expired", "message": message})
                 self._update(row, now, **error, **_dead("expired", now, ttl))
                 self._count(row.queue, "expired")

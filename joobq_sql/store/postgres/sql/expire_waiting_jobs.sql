@@ -4,7 +4,10 @@ WITH gone AS (
     SELECT jid,
            jsonb_build_object(
                'error_type', 'expired',
-               'message', format('job expired at %%s before it ran', expires_at)
+               'message', format(
+                   'job expired at %%s before it ran',
+                   to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               )
            ) AS error
     FROM {schema}.jobs
     WHERE status IN ('enqueued', 'scheduled', 'retrying')
