@@ -8,11 +8,13 @@ stored as JSON in the `args` column. Class attributes without annotations (`queu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import threading
 import typing
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
@@ -29,6 +31,17 @@ RESERVED_FIELD_NAMES = frozenset(
         "connection", "worker_id",
     }
 )  # fmt: skip
+
+class _class_or_instance:  # lower-case: it is used as a decorator, like classmethod
+    """A method that binds to the class when called on it, and to the instance otherwise."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
+        return functools.partial(self.function, owner if instance is None else instance)
+
 
 _registry: dict[str, type[Job]] = {}
 _registry_lock = threading.Lock()
@@ -55,6 +68,8 @@ class Job:
     timeout: ClassVar[timedelta | None] = None
     #: The tag stored with the job that finds its class again; defaults to the class name.
     job_type: ClassVar[str]
+    #: Exceptions not worth retrying: a run that raises one goes straight to dead.
+    discard_on: ClassVar[tuple[type[BaseException], ...]] = ()
 
     _field_types: ClassVar[dict[str, Any]]
 
@@ -161,6 +176,114 @@ class Job:
     def perform(self) -> Any:
         """Do the job's work. Override it (``def`` or ``async def``)."""
         raise NotImplementedError(f"{type(self).__qualname__} does not define perform()")
+
+    @classmethod
+    def backoff(cls, attempt: int) -> float | None:
+        """Seconds to wait before retrying after failed run `attempt` (1-based).
+
+        Override to change the schedule; None (the default) means JoobQ's
+        min(2^(attempt-1) s, 1 h), with the application's jitter.
+        """
+        return None
+
+    # -- enqueueing, through the JoobQ application that runs this class ----------------------
+
+    @_class_or_instance
+    def enqueue(
+        target: type[Job] | Job,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """Enqueue a job, runnable now; return its jid.
+
+        ``MyJob.enqueue(**fields)`` builds the job from `fields`; ``MyJob(...).enqueue()``
+        enqueues that instance. With `connection` (your SQLAlchemy Connection or Session) the
+        job is written in your transaction: it exists if and only if you commit.
+        """
+        from .app import enqueue_job
+
+        job = _instance(target, fields)
+        return enqueue_job(job, connection=connection, queue=queue, priority=priority)
+
+    @classmethod
+    def delay(
+        cls,
+        delay: timedelta | float,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """Enqueue a job that becomes runnable `delay` (timedelta or seconds) from now, as the
+        database clock tells it."""
+        from .app import enqueue_job
+
+        seconds = check.seconds(delay, what="delay")
+        return enqueue_job(
+            cls(**fields), connection=connection, queue=queue, priority=priority, delay=seconds
+        )
+
+    @classmethod
+    def enqueue_at(
+        cls,
+        at: datetime,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """Enqueue a job that becomes runnable at `at` (a timezone-aware datetime)."""
+        from .app import enqueue_job
+
+        run_at = check.aware_datetime(at, what="at")
+        return enqueue_job(
+            cls(**fields), connection=connection, queue=queue, priority=priority, run_at=run_at
+        )
+
+    @classmethod
+    def batch_enqueue(
+        cls, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
+    ) -> list[UUID]:
+        """Enqueue many jobs in one transaction (all or none), `batch_size` rows per statement."""
+        from .app import enqueue_jobs
+
+        for job in jobs:
+            if not isinstance(job, Job):
+                raise TypeError(f"batch_enqueue takes Job instances, got {type(job).__name__}")
+        return enqueue_jobs(list(jobs), batch_size=batch_size, connection=connection)
+
+    @classmethod
+    def perform_now(cls, **fields: Any) -> Any:
+        """Run the job inline, in this thread, without the store; return what perform returns.
+        An ``async def perform`` runs to completion on a fresh event loop."""
+        job = cls(**fields)
+        job.to_args()  # the same checks as an enqueue: a field that cannot be stored fails here
+        result = job.perform()
+        if inspect.isawaitable(result):
+            import asyncio
+
+            return asyncio.run(_awaited(result))
+        return result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _instance(target: type[Job] | Job, fields: dict[str, Any]) -> Job:
+    if isinstance(target, Job):
+        if fields:
+            raise TypeError(
+                f"{type(target).__qualname__}(...).enqueue() takes no job fields; "
+                f"got {sorted(fields)}"
+            )
+        return target
+    return target(**fields)
 
 
 def _is_classvar(annotation: Any) -> bool:

@@ -1,0 +1,1 @@
+"""The worker runtime: queues, workers, retries, leases, maintenance, wake-ups."""
