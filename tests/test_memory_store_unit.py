@@ -292,7 +292,7 @@ def test_an_expired_job_is_never_claimed_and_goes_dead(
     assert store.expire_waiting_jobs() == [jid]
     dead = store.get_job(jid)
     assert (dead.status, dead.dead_reason) == (JobStatus.DEAD, "expired")
-    expires_at = (START + timedelta(seconds=60)).isoformat()
+    expires_at = (START + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert dead.last_error["message"] == f"job expired at {expires_at} before it ran"
     assert store.queue_stats()[QUEUE].totals["expired"] == 1
 
