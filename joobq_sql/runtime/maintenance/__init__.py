@@ -1,0 +1,26 @@
+"""Background maintenance of the jobs table, one duty per module, all run by one Maintainer.
+
+- LeaseRescuer: running jobs whose lease expired go back to their queue (or dead).
+- ExpirySweeper: waiting jobs past their expiry go to dead, reason "expired".
+- DeadPurger: dead jobs past their dead-letter time are deleted.
+- CompletedPruner: kept completed jobs past their retention are deleted.
+"""
+
+from .completed_pruner import CompletedPruner
+from .dead_purger import DeadPurger
+from .duty import DEFAULT_LIMIT, MAX_PASSES_PER_RUN, Duty, StoreDuty
+from .expiry_sweeper import ExpirySweeper
+from .lease_rescuer import LeaseRescuer
+from .maintainer import Maintainer
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_PASSES_PER_RUN",
+    "CompletedPruner",
+    "DeadPurger",
+    "Duty",
+    "ExpirySweeper",
+    "LeaseRescuer",
+    "Maintainer",
+    "StoreDuty",
+]
