@@ -24,6 +24,7 @@ from ..records import (
     to_json_object,
 )
 from ._connections import Connections, engine_from_url, url_from_environment
+from .notifier import channel_for, notify_queues
 from .queries import Queries
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
 
@@ -46,12 +47,17 @@ class PostgresStore(Store):
         lease: timedelta | float = DEFAULT_LEASE,
         dead_letter_ttl: timedelta | float = DEFAULT_DEAD_LETTER_TTL,
         keep_completed: timedelta | float | None = None,
+        notify: bool = True,
     ) -> None:
         super().__init__(
             lease=lease, dead_letter_ttl=dead_letter_ttl, keep_completed=keep_completed
         )
         self.schema = schema
         self._sql = Queries(schema)  # validates the schema name
+        #: Send a NOTIFY per queue with each enqueue; False for poll-only set-ups (PgBouncer
+        #: in transaction mode), where workers find new jobs by polling.
+        self.notify = bool(notify)
+        self.channel = channel_for(schema)
         check.positive_int(pool_size, what="pool_size")
         if url_or_engine is None:
             url_or_engine = url_from_environment()
@@ -125,6 +131,9 @@ class PostgresStore(Store):
                 cur.execute(
                     self._sql["enqueue_jobs"], _enqueue_params(jobs[start : start + batch_size])
                 )
+            if self.notify:
+                # Delivered at COMMIT (the caller's, with `connection`), dropped on rollback.
+                notify_queues(cur, self._sql, channel=self.channel, queues={j.queue for j in jobs})
         return [job.jid for job in jobs]
 
     def claim_jobs(
