@@ -9,6 +9,7 @@ from .errors import (
     SchemaNotMigratedError,
     UnknownJobTypeError,
 )
+from .app import JoobQ, QueueDefinition
 from .job import Job
 from .status import JobStatus
 from .store.base import Store
@@ -26,10 +27,12 @@ __all__ = [
     "JobDefinitionError",
     "JobRecord",
     "JobStatus",
+    "JoobQ",
     "JoobQError",
     "MemoryStore",
     "NewJob",
     "PostgresStore",
+    "QueueDefinition",
     "QueueStats",
     "SchemaNotMigratedError",
     "Store",

@@ -8,6 +8,7 @@ creates the `joobq` database and migrates it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -66,10 +67,9 @@ def ensure_database(*, migrate: bool = True) -> str:
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
         if not exists:
-            try:
+            # Another process of this user may have created it a moment ago.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process of this user created it a moment ago
     url = server_url()
     if migrate:
         upgrade(url)

@@ -1,0 +1,317 @@
+"""JoobQ: the application object. It holds the store, the queues and the settings, enqueues jobs
+for the Job classes it runs, and runs their workers."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from . import _validation as check
+from .errors import ConfigurationError
+from .job import Job
+from .runtime.error_monitor import AlertEvent, ErrorMonitor
+from .settings import QueueConfig, Settings
+from .store.base import Store
+from .store.records import NewJob, QueueStats
+
+if TYPE_CHECKING:
+    from .runtime.middleware import Middleware
+    from .runtime.worker import Worker
+
+
+@dataclass(frozen=True)
+class QueueDefinition:
+    """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with
+    an optional throttle of `throttle_limit` starts per `throttle_period` seconds."""
+
+    name: str
+    workers: int
+    job_classes: tuple[type[Job], ...]
+    throttle_limit: int | None = None
+    throttle_period: float | None = None
+
+
+_apps_lock = threading.Lock()
+_apps: list[JoobQ] = []
+_class_apps: dict[type[Job], JoobQ] = {}
+
+
+class JoobQ:
+    """The application: configuration, queues, enqueueing, workers.
+
+    >>> app = JoobQ(store=PostgresStore("postgresql+psycopg://..."))  # doctest: +SKIP
+    >>> app.queue("mail", workers=10, jobs=[SendEmail])                # doctest: +SKIP
+    >>> app.run()                                                      # doctest: +SKIP
+
+    Settings come from the defaults, then the TOML file (`config_file`, else $JOOBQ_CONFIG),
+    then JOOBQ_* environment variables, then the keyword arguments given here; a bad value
+    raises ConfigurationError naming the setting. Without a `store`, the store is built on first
+    use from `database_url` (JOOBQ_DATABASE_URL, else DATABASE_URL), else the embedded
+    PostgreSQL.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        config_file: str | Path | None = None,
+        on_error_alert: Callable[[AlertEvent], None] | None = None,
+        **settings: Any,
+    ) -> None:
+        if store is not None and not isinstance(store, Store):
+            raise ConfigurationError(f"store must be a joobq_sql.Store, got {store!r}")
+        self.settings, queue_configs = Settings.build(config_file=config_file, **settings)
+        self._store = store
+        self._store_lock = threading.Lock()
+        self.queues: dict[str, QueueDefinition] = {}
+        self.middlewares: list[Middleware] = []
+        self.errors = ErrorMonitor(
+            window=self.settings.error_window,
+            alert_threshold=self.settings.error_alert_threshold,
+            on_alert=on_error_alert,
+        )
+        for config in queue_configs:
+            self._add_queue_config(config)
+        with _apps_lock:
+            _apps.append(self)
+
+    # -- store -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store; built on first use when none was given."""
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._build_store()
+            return self._store
+
+    def _build_store(self) -> Store:
+        from .store.postgres.store import PostgresStore
+
+        url = self.settings.database_url
+        if url is None:
+            from .embedded import ensure_database
+
+            url = ensure_database()
+        return PostgresStore(
+            url,
+            schema=self.settings.schema,
+            lease=self.settings.lease,
+            dead_letter_ttl=self.settings.dead_letter_ttl,
+            keep_completed=self.settings.keep_completed,
+            notify=self.settings.notify,
+            **({"pool_size": self.settings.pool_size} if self.settings.pool_size else {}),
+        )
+
+    # -- queues and middleware ---------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        workers: int = 1,
+        jobs: Iterable[type[Job]] = (),
+        *,
+        limit: int | None = None,
+        period: float | None = None,
+    ) -> QueueDefinition:
+        """Run queue `name` with `workers` concurrent jobs, for the Job classes `jobs`; with
+        `limit` and `period`, start at most `limit` jobs per `period` seconds (per process)."""
+        config = QueueConfig(
+            name=name,
+            workers=workers,
+            jobs=(),
+            throttle_limit=limit,
+            throttle_period=period,
+        )
+        classes = tuple(jobs)
+        for klass in classes:
+            if not (isinstance(klass, type) and issubclass(klass, Job)):
+                raise ConfigurationError(
+                    f"queue {name!r}: jobs must be Job subclasses, got {klass!r}"
+                )
+        return self._define(config, classes)
+
+    def _add_queue_config(self, config: QueueConfig) -> None:
+        self._define(config, tuple(_import_job_class(ref, config.name) for ref in config.jobs))
+
+    def _define(self, config: QueueConfig, classes: tuple[type[Job], ...]) -> QueueDefinition:
+        if config.name in self.queues:
+            raise ConfigurationError(f"queue {config.name!r} is defined twice")
+        definition = QueueDefinition(
+            name=config.name,
+            workers=config.workers,
+            job_classes=classes,
+            throttle_limit=config.throttle_limit,
+            throttle_period=config.throttle_period,
+        )
+        self.queues[config.name] = definition
+        with _apps_lock:
+            for klass in classes:
+                _class_apps[klass] = self
+        return definition
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a middleware around every perform (usable as a decorator). Middlewares run in
+        the order added, each as ``middleware(job, context, call_next)``."""
+        if not callable(middleware):
+            raise ConfigurationError(f"middleware must be callable, got {middleware!r}")
+        self.middlewares.append(middleware)
+        return middleware
+
+    def queue_for(self, job_class: type[Job]) -> str:
+        """The queue a job of `job_class` goes to: its own `queue` when a queue of that name
+        runs it (or it names one explicitly), else the one queue it is registered on."""
+        own = job_class.queue
+        registered = [q.name for q in self.queues.values() if job_class in q.job_classes]
+        if own in registered or not registered or _sets_own_queue(job_class):
+            return own
+        return registered[0]
+
+    # -- enqueueing --------------------------------------------------------------------------
+
+    def new_job(
+        self,
+        job: Job,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float = 0.0,
+        run_at: datetime | None = None,
+    ) -> NewJob:
+        """The row to insert for `job`: the class's options, else this application's defaults."""
+        klass = type(job)
+        settings = self.settings
+        retries = klass.retries if _sets_own(klass, "retries") else settings.retries
+        if _sets_own(klass, "expires"):
+            expires = None if klass.expires is None else klass.expires.total_seconds()
+        else:
+            expires = settings.expires
+        return NewJob(
+            jid=job.jid,
+            queue=self.queue_for(klass) if queue is None else queue,
+            job_type=klass.job_type,
+            args=job.to_args(),
+            priority=klass.priority if priority is None else priority,
+            max_retries=retries,
+            delay=delay,
+            run_at=run_at,
+            expires_in=expires,
+        )
+
+    def enqueue(self, job: Job, *, connection: Any = None, **options: Any) -> UUID:
+        """Enqueue one job (see Job.enqueue); return its jid."""
+        return self.store.enqueue_jobs([self.new_job(job, **options)], connection=connection)[0]
+
+    def enqueue_many(
+        self, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
+    ) -> list[UUID]:
+        """Enqueue `jobs` in one transaction, all or none."""
+        check.positive_int(batch_size, what="batch_size")
+        rows = [self.new_job(job) for job in jobs]
+        return self.store.enqueue_jobs(rows, batch_size=batch_size, connection=connection)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def start(self, queues: Iterable[str] | None = None) -> Worker:
+        """Start workers for `queues` (default: all) in background threads; return the Worker
+        (call its ``stop()``). For a blocking run with signal handling, use ``run()``."""
+        from .runtime.worker import Worker
+
+        worker = Worker(self, self._selected(queues))
+        worker.start()
+        return worker
+
+    def run(self, queues: Iterable[str] | None = None) -> int:
+        """Run workers until SIGTERM or SIGINT, then drain gracefully; return the exit code 0.
+
+        On the signal: stop claiming, hand back claimed jobs that have not started, let running
+        jobs finish within `shutdown_grace` seconds. A second signal skips the grace period.
+        """
+        from .runtime.signals import run_until_signalled
+
+        return run_until_signalled(self.start(queues), grace=self.settings.shutdown_grace)
+
+    def _selected(self, queues: Iterable[str] | None) -> list[QueueDefinition]:
+        if not self.queues:
+            raise ConfigurationError("no queues are defined: call app.queue(name, workers, jobs)")
+        if queues is None:
+            return list(self.queues.values())
+        names = [check.queue_name(q) for q in queues]
+        unknown = sorted(set(names) - set(self.queues))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown queues {unknown}; this application defines {sorted(self.queues)}"
+            )
+        return [self.queues[name] for name in dict.fromkeys(names)]
+
+    def stats(self) -> dict[str, QueueStats]:
+        """Per queue: what it holds now and its running totals (one cheap query)."""
+        return self.store.queue_stats()
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+
+
+def _sets_own(klass: type[Job], name: str) -> bool:
+    """True when `klass` (or a base below Job) sets `name` itself, not inheriting Job's."""
+    return any(name in c.__dict__ for c in klass.__mro__ if c is not Job and issubclass(c, Job))
+
+
+def _sets_own_queue(klass: type[Job]) -> bool:
+    return _sets_own(klass, "queue")
+
+
+def _import_job_class(reference: str, queue: str) -> type[Job]:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"queue {queue!r}: cannot import job class {reference!r} ({exc}); "
+            "use 'package.module:ClassName'"
+        ) from None
+    if not (isinstance(value, type) and issubclass(value, Job)):
+        raise ConfigurationError(f"queue {queue!r}: {reference!r} is not a Job subclass")
+    return value
+
+
+def app_for(job_class: type[Job]) -> JoobQ:
+    """The application that runs `job_class`, else the only application there is."""
+    with _apps_lock:
+        app = _class_apps.get(job_class)
+        if app is not None:
+            return app
+        if len(_apps) == 1:
+            return _apps[0]
+        found = len(_apps)
+    raise ConfigurationError(
+        f"cannot tell which JoobQ application enqueues {job_class.__qualname__}: "
+        + (
+            "no JoobQ application exists yet; create one with JoobQ(...)"
+            if not found
+            else f"{found} exist and none runs it; add it with app.queue(..., jobs=[...])"
+        )
+    )
+
+
+def enqueue_job(job: Job, *, connection: Any = None, **options: Any) -> UUID:
+    return app_for(type(job)).enqueue(job, connection=connection, **options)
+
+
+def enqueue_jobs(jobs: list[Job], *, batch_size: int, connection: Any) -> list[UUID]:
+    if not jobs:
+        return []
+    apps = {id(app_for(type(job))): app_for(type(job)) for job in jobs}
+    if len(apps) > 1:
+        raise ConfigurationError("batch_enqueue got jobs of different JoobQ applications")
+    (app,) = apps.values()
+    return app.enqueue_many(jobs, batch_size=batch_size, connection=connection)

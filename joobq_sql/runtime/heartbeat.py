@@ -1,0 +1,67 @@
+"""Renews the leases of every job this worker holds, so none is rescued while it is alive.
+
+A job the store no longer lets us hold (its lease expired during a stall and it was rescued)
+is reported through `on_lost`; its eventual finish is fenced out by the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from uuid import UUID
+
+from ..store.base import Store
+
+logger = logging.getLogger("joobq_sql.heartbeat")
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        worker_id: str,
+        lease: float,
+        interval: float,
+        held_jids: Callable[[], set[UUID]],
+        on_lost: Callable[[set[UUID]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.lease = lease
+        self.interval = interval
+        self._held_jids = held_jids
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="joobq-heartbeat", daemon=True)
+        self.beats = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def beat(self) -> None:
+        held = self._held_jids()
+        if not held:
+            return
+        kept = self.store.renew_leases(self.worker_id, list(held), lease=self.lease)
+        self.beats += 1
+        lost = held - kept
+        if lost and self._on_lost is not None:
+            # Re-check: a job finished and acknowledged during the renewal is not lost.
+            lost &= self._held_jids()
+            if lost:
+                self._on_lost(lost)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception as exc:
+                self.errors += 1
+                logger.warning("renewing leases failed (%s); retrying in %.1fs", exc, self.interval)

@@ -1,0 +1,375 @@
+"""Runs one queue in this process: a fetcher that claims jobs in batches, `workers` threads
+that perform them, and a watchdog that enforces sync timeouts.
+
+Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
+run at once. The fetcher keeps up to `batch_size` claimed jobs buffered ahead of them (JoobQ's
+worker batch), claiming again when fewer than `workers` are left; buffered jobs are leased too,
+and the heartbeat renews them. On shutdown the buffered, unstarted jobs are released at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from ..job import Job
+from ..settings import Settings
+from ..store.base import Store
+from ..store.records import Failure, JobRecord
+from .acker import Acker
+from .async_loop import AsyncLoop
+from .error_details import error_details
+from .error_monitor import ErrorMonitor
+from .middleware import JobContext, Middleware, ShutdownBeforeStart, ThrottleMiddleware, chain
+from .retry import is_retryable, retry_delay
+from .throttle import Throttle
+from .timeouts import JobTimeout, raise_in_thread
+
+logger = logging.getLogger("joobq_sql.worker")
+
+
+@dataclass
+class _Slot:
+    """One of the queue's `workers` places to run a job, served by one thread at a time."""
+
+    index: int
+    thread: threading.Thread | None = None
+    retired: bool = False  # its thread overran a timeout; a fresh thread serves the slot now
+
+
+@dataclass
+class _Run:
+    record: JobRecord
+    job: Job
+    slot: _Slot
+    deadline: float | None
+    is_async: bool
+    state: str = "running"  # -> "done" (the worker reports) or "timed_out" (the watchdog does)
+    started: float = field(default_factory=time.monotonic)
+
+
+class QueueRunner:
+    def __init__(
+        self,
+        *,
+        name: str,
+        workers: int,
+        store: Store,
+        worker_id: str,
+        settings: Settings,
+        middlewares: Sequence[Middleware],
+        acker: Acker,
+        async_loop: AsyncLoop,
+        errors: ErrorMonitor,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self.store = store
+        self.worker_id = worker_id
+        self.settings = settings
+        self.acker = acker
+        self.async_loop = async_loop
+        self.errors = errors
+        self._stopping = threading.Event()
+        self.middlewares: list[Middleware] = list(middlewares)
+        if throttle is not None:
+            self.middlewares.insert(0, ThrottleMiddleware(throttle, self._stopping))
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # buffer, runs or deadlines changed
+        self._buffer: deque[tuple[JobRecord, Job]] = deque()
+        self._runs: dict[UUID, _Run] = {}
+        self._wake = threading.Event()
+        self._slots = [_Slot(i) for i in range(workers)]
+        self._restarts: deque[float] = deque()
+        self._fetcher = threading.Thread(
+            target=self._fetch_loop, name=f"joobq-fetch-{name}", daemon=True
+        )
+        self._watchdog = threading.Thread(
+            target=self._watch_loop, name=f"joobq-watchdog-{name}", daemon=True
+        )
+        self.counters = {"claimed": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "released": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._fetcher.start()
+        self._watchdog.start()
+        for slot in self._slots:
+            self._start_slot(slot)
+
+    def wake(self) -> None:
+        """New jobs may be waiting (a NOTIFY arrived): claim now instead of at the next poll."""
+        self._wake.set()
+
+    def held_jids(self) -> set[UUID]:
+        with self._lock:
+            return {r.jid for r, _ in self._buffer} | set(self._runs)
+
+    def begin_shutdown(self) -> None:
+        """Stop claiming and hand back the claimed jobs that have not started."""
+        self._stopping.set()
+        self._wake.set()
+        self._fetcher.join()
+        with self._changed:
+            unstarted = [record.jid for record, _ in self._buffer]
+            self._buffer.clear()
+            self._changed.notify_all()
+        self._release(unstarted)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job of this queue runs; False if some still do after `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._runs, timeout)
+
+    def finish(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        self._watchdog.join(timeout=2)
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def _claim_size(self) -> int:
+        with self._lock:
+            buffered, running = len(self._buffer), len(self._runs)
+        if buffered >= self.workers:
+            return 0
+        capacity = self.workers + self.settings.worker_batch_size
+        return max(0, min(self.settings.worker_batch_size, capacity - buffered - running))
+
+    def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            want = self._claim_size()
+            if want:
+                try:
+                    records = self.store.claim_jobs(
+                        self.name, self.worker_id, want, lease=self.settings.lease
+                    )
+                    runnable = self.store.screen_claimed(records) if records else []
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    delay = min(0.05 * 2**failures, 5.0)
+                    logger.warning(
+                        "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
+                    )
+                    self._stopping.wait(delay)
+                    continue
+                self.counters["claimed"] += len(records)
+                self._buffer_jobs(runnable)
+                if len(records) == want:
+                    continue  # the queue may hold more: claim again before waiting
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
+
+    def _buffer_jobs(self, runnable: list[tuple[JobRecord, Job]]) -> None:
+        if not runnable:
+            return
+        with self._changed:
+            if not self._stopping.is_set():
+                self._buffer.extend(runnable)
+                self._changed.notify_all()
+                return
+        self._release([record.jid for record, _ in runnable])  # claimed as shutdown began
+
+    def _release(self, jids: list[UUID]) -> None:
+        if not jids:
+            return
+        try:
+            self.store.release_jobs(self.worker_id, jids)
+            self.counters["released"] += len(jids)
+        except Exception as exc:  # their leases expire and the rescuer requeues them
+            logger.warning("releasing %d unstarted jobs failed (%s)", len(jids), exc)
+
+    # -- working -----------------------------------------------------------------------------
+
+    def _start_slot(self, slot: _Slot) -> None:
+        slot.retired = False
+        slot.thread = threading.Thread(
+            target=self._slot_main,
+            args=(slot,),
+            name=f"joobq-{self.name}-{slot.index}",
+            daemon=True,
+        )
+        slot.thread.start()
+
+    def _slot_main(self, slot: _Slot) -> None:
+        me = threading.current_thread()
+        try:
+            while slot.thread is me and not slot.retired:
+                run = self._take(slot)
+                if run is None:
+                    return
+                self._execute(run)
+        except JobTimeout:
+            return  # a timeout that landed just after its job ended; the slot has a new thread
+        except BaseException:
+            if self._stopping.is_set() or slot.thread is not me:
+                return
+            logger.exception("worker thread %s of queue %r crashed; restarting", me.name, self.name)
+            self._restart(slot)
+
+    def _restart(self, slot: _Slot) -> None:
+        """Restart a crashed worker thread, at most restart_limit times a minute."""
+        now = time.monotonic()
+        while self._restarts and self._restarts[0] < now - 60:
+            self._restarts.popleft()
+        if len(self._restarts) >= self.settings.restart_limit:
+            logger.error(
+                "queue %r: too many worker restarts; cooling down %.1fs",
+                self.name,
+                self.settings.restart_cooldown,
+            )
+            if self._stopping.wait(self.settings.restart_cooldown):
+                return
+        self._restarts.append(time.monotonic())
+        self._start_slot(slot)
+
+    def _take(self, slot: _Slot) -> _Run | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._buffer or self._stopping.is_set())
+            if self._stopping.is_set() or not self._buffer:
+                return None  # shutting down: buffered jobs are released, not started
+            record, job = self._buffer.popleft()
+            klass = type(job)
+            timeout = klass.timeout.total_seconds() if klass.timeout else self.settings.timeout
+            run = _Run(
+                record=record,
+                job=job,
+                slot=slot,
+                deadline=None if timeout is None else time.monotonic() + timeout,
+                is_async=inspect.iscoroutinefunction(klass.perform),
+            )
+            self._runs[record.jid] = run
+            low = len(self._buffer) < self.workers
+            self._changed.notify_all()  # the watchdog learns the new deadline
+        if low:
+            self._wake.set()
+        return run
+
+    def _execute(self, run: _Run) -> None:
+        record, job = run.record, run.job
+        context = JobContext(record=record, worker_id=self.worker_id, queue=self.name)
+        failure: BaseException | None = None
+        try:
+            chain(self.middlewares, job, context, lambda: self._perform(run))()
+        except ShutdownBeforeStart:
+            self._finish(run)
+            self._release([record.jid])
+            return
+        except BaseException as exc:  # SystemExit or KeyboardInterrupt from a job fail the job
+            failure = exc
+        if not self._finish(run):
+            return  # the watchdog timed it out and reported it
+        if failure is None:
+            self.counters["succeeded"] += 1
+            self.acker.complete(record.completion)
+        else:
+            self.counters["failed"] += 1
+            self.acker.fail(self._failure(run, failure))
+
+    def _perform(self, run: _Run) -> Any:
+        result = run.job.perform()
+        if inspect.isawaitable(result):
+            remaining = None if run.deadline is None else max(run.deadline - time.monotonic(), 0)
+            return self.async_loop.run(_await(result), remaining)
+        return result
+
+    def _finish(self, run: _Run) -> bool:
+        """Mark the run over; False when the watchdog already timed it out."""
+        with self._changed:
+            if run.state != "running":
+                return False
+            run.state = "done"
+            self._runs.pop(run.record.jid, None)
+            self._changed.notify_all()
+            return True
+
+    def _failure(self, run: _Run, exc: BaseException) -> Failure:
+        record, klass = run.record, type(run.job)
+        details = error_details(
+            exc,
+            jid=record.jid,
+            queue=record.queue,
+            job_type=record.job_type,
+            attempt=record.attempt,
+            worker_id=self.worker_id,
+        )
+        self.errors.record(details)
+        logger.info(
+            "job %s (%s) attempt %d failed: %s: %s",
+            record.jid,
+            record.job_type,
+            record.attempt,
+            type(exc).__qualname__,
+            exc,
+        )
+        if not isinstance(exc, JobTimeout) and not is_retryable(klass, exc):
+            reason = f"not retryable: {type(exc).__qualname__}: {exc}"[:500]
+            return Failure(record.jid, record.attempt, self.worker_id, details, None, reason)
+        try:
+            delay = retry_delay(
+                klass,
+                record.attempt,
+                jitter=self.settings.retry_jitter,
+                max_backoff=self.settings.max_backoff,
+            )
+        except Exception as backoff_error:  # a broken custom backoff must not lose the job
+            logger.warning(
+                "%s.backoff failed (%s); using JoobQ's schedule", klass.__qualname__, backoff_error
+            )
+            delay = retry_delay(Job, record.attempt, max_backoff=self.settings.max_backoff)
+        return Failure(record.jid, record.attempt, self.worker_id, details, delay)
+
+    # -- sync timeouts -----------------------------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        while True:
+            with self._changed:
+                if self._stopping.is_set() and not self._runs:
+                    return
+                now = time.monotonic()
+                overdue = [
+                    r
+                    for r in self._runs.values()
+                    if r.deadline is not None and r.deadline <= now and not r.is_async
+                ]
+                for run in overdue:
+                    run.state = "timed_out"
+                    run.slot.retired = True
+                    del self._runs[run.record.jid]
+                deadlines = [
+                    r.deadline
+                    for r in self._runs.values()
+                    if r.deadline is not None and not r.is_async
+                ]
+                if not overdue:
+                    wait = min(deadlines) - now if deadlines else 1.0
+                    self._changed.wait(max(min(wait, 1.0), 0.001))
+                    continue
+                self._changed.notify_all()
+            for run in overdue:
+                self._time_out(run)
+
+    def _time_out(self, run: _Run) -> None:
+        thread = run.slot.thread
+        timeout = run.deadline - run.started if run.deadline is not None else 0.0
+        exc = JobTimeout(f"the job did not finish within {timeout:g}s")
+        self.counters["timed_out"] += 1
+        self.acker.fail(self._failure(run, exc))
+        if thread is not None:
+            raise_in_thread(thread, JobTimeout)
+        if not self._stopping.is_set():
+            self._start_slot(run.slot)  # the slot is free again, with a fresh thread
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

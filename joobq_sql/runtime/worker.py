@@ -1,0 +1,163 @@
+"""A Worker runs an application's queues in this process, with everything they need: the
+acknowledger, the lease heartbeat, the LISTEN/NOTIFY listener and the maintenance duties."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from ..store.postgres.store import PostgresStore
+from .acker import Acker
+from .async_loop import AsyncLoop
+from .heartbeat import Heartbeat
+from .maintenance import CompletedPruner, DeadPurger, ExpirySweeper, LeaseRescuer, Maintainer
+from .queue_runner import QueueRunner
+from .throttle import Throttle
+
+if TYPE_CHECKING:
+    from ..app import JoobQ, QueueDefinition
+
+logger = logging.getLogger("joobq_sql.worker")
+
+
+def make_worker_id() -> str:
+    """host:pid:random — unique per Worker, readable in the jobs table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(self, app: JoobQ, queues: Sequence[QueueDefinition]) -> None:
+        settings = app.settings
+        self.app = app
+        self.store = store = app.store
+        self.settings = settings
+        self.worker_id = make_worker_id()
+        self.async_loop = AsyncLoop()
+        self.acker = Acker(store, dead_letter_ttl=settings.dead_letter_ttl)
+        self.runners = {
+            q.name: QueueRunner(
+                name=q.name,
+                workers=q.workers,
+                store=store,
+                worker_id=self.worker_id,
+                settings=settings,
+                middlewares=app.middlewares,
+                acker=self.acker,
+                async_loop=self.async_loop,
+                errors=app.errors,
+                throttle=(
+                    Throttle(q.throttle_limit, q.throttle_period)
+                    if q.throttle_limit and q.throttle_period
+                    else None
+                ),
+            )
+            for q in queues
+        }
+        self.heartbeat = Heartbeat(
+            store,
+            worker_id=self.worker_id,
+            lease=settings.lease,
+            interval=settings.heartbeat_seconds,
+            held_jids=self.held_jids,
+            on_lost=self._lost,
+        )
+        interval = settings.maintenance_interval
+        self.maintainer = Maintainer(
+            [
+                LeaseRescuer(store, interval=interval),
+                ExpirySweeper(store, interval=interval),
+                DeadPurger(store, interval=interval),
+                CompletedPruner(store, interval=interval),
+            ]
+        )
+        self.listener = None
+        if settings.notify and isinstance(store, PostgresStore) and store.notify:
+            from ..store.postgres.notifier import Listener, libpq_dsn
+
+            self.listener = Listener(
+                libpq_dsn(store.engine),
+                channel=store.channel,
+                on_wake=self._wake_queue,
+                on_reconnect=self._wake_all,
+            )
+        self._stopped = threading.Event()
+        self._hurry = threading.Event()
+
+    def held_jids(self) -> set[UUID]:
+        held = self.acker.pending_jids()
+        for runner in self.runners.values():
+            held |= runner.held_jids()
+        return held
+
+    def _lost(self, jids: set[UUID]) -> None:
+        logger.warning(
+            "%d jobs were rescued from this worker after their lease expired; their finish "
+            "will be ignored: %s",
+            len(jids),
+            sorted(map(str, jids))[:10],
+        )
+
+    def _wake_queue(self, queue: str) -> None:
+        runner = self.runners.get(queue)
+        if runner is not None:
+            runner.wake()
+
+    def _wake_all(self) -> None:
+        for runner in self.runners.values():
+            runner.wake()
+
+    def start(self) -> None:
+        self.acker.start()
+        if self.listener is not None:
+            self.listener.start()
+        for runner in self.runners.values():
+            runner.start()
+        self.heartbeat.start()
+        self.maintainer.start()
+        logger.info("worker %s running queues %s", self.worker_id, sorted(self.runners))
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Drain and stop: stop claiming, release unstarted jobs at once, let running jobs
+        finish within `grace` seconds, write every acknowledgement. True when nothing was
+        left running."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        for runner in self.runners.values():
+            runner.begin_shutdown()
+        deadline = time.monotonic() + grace
+        idle = True
+        for runner in self.runners.values():
+            while not runner.wait_idle(min(0.1, max(deadline - time.monotonic(), 0))):
+                if time.monotonic() >= deadline or self._hurry.is_set():
+                    idle = False
+                    break
+        if not idle:
+            # Async jobs stop at their next await; sync threads cannot be stopped, and their
+            # jobs are rescued when the leases we no longer renew expire.
+            self.async_loop.cancel_all()
+            for runner in self.runners.values():
+                runner.wait_idle(1.0)
+            logger.warning("shutdown grace over; jobs still running are left to lease rescue")
+        for runner in self.runners.values():
+            runner.finish()
+        self.acker.stop(timeout=10.0)
+        self.heartbeat.stop()
+        self.maintainer.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.async_loop.stop()
+        self._stopped.set()
+        return idle
+
+    def hurry(self) -> None:
+        """Skip the rest of the grace period (a second SIGTERM/SIGINT)."""
+        self._hurry.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
