@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -82,3 +83,30 @@ def pg(database_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit connection to the test's database, for looking at or altering rows."""
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Callable[..., Any]]:
+    """Build JoobQ apps on the test's database; their workers are stopped after the test."""
+    from joobq_sql import JoobQ, PostgresStore
+    from tests.runtime_support import FAST
+
+    apps: list[JoobQ] = []
+
+    def build(store: Any = None, **settings: Any) -> JoobQ:
+        store = store or PostgresStore(
+            database_url,
+            lease=settings.get("lease", 30),
+            dead_letter_ttl=settings.get("dead_letter_ttl", 3600),
+            keep_completed=settings.get("keep_completed"),
+            notify=settings.get("notify", True),
+        )
+        app = JoobQ(store=store, database_url=database_url, **{**FAST, **settings})
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        for worker in getattr(app, "_test_workers", []):
+            worker.stop(grace=2)
+        app.close()

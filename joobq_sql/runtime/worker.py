@@ -127,6 +127,8 @@ class Worker:
         """Drain and stop: stop claiming, release unstarted jobs at once, let running jobs
         finish within `grace` seconds, write every acknowledgement. True when nothing was
         left running."""
+        if self._stopped.is_set():
+            return True
         grace = self.settings.shutdown_grace if grace is None else grace
         for runner in self.runners.values():
             runner.begin_shutdown()
