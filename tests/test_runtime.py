@@ -462,6 +462,9 @@ def test_a_crashed_worker_thread_is_restarted(make_app) -> None:
     wait_until(crashed.is_set, what="the crash")
     RtHello.enqueue(n=2)
     wait_until(lambda: ("hello", 2) in log.snapshot(), what="a restarted thread ran a job")
+    # The job the crashed thread held was failed through the retry path, not stranded.
+    wait_until(lambda: ("hello", 1) in log.snapshot(), timeout=10, what="the held job retried")
+    assert app.stats()["default"].totals["retried"] == 1
 
 
 @pytest.mark.parametrize("workers", [0, -1])
@@ -491,3 +494,47 @@ def test_stats_are_true_after_a_run(make_app) -> None:
     stats = app.stats()["default"]
     assert (stats.totals["retried"], stats.processed) == (1, 7)
     assert (stats.waiting, stats.running, stats.dead) == (0, 0, 1)
+
+
+def test_worker_thread_restarts_are_rate_limited(make_app) -> None:
+    app = make_app(restart_limit=1, restart_cooldown=1.0)
+    app.queue("default", workers=1, jobs=[RtHello])
+    worker = start(app)
+    runner = worker.runners["default"]
+    original = runner._execute
+    crashes: list[float] = []
+    resumed: list[float] = []
+
+    def crash_twice(run):
+        if len(crashes) < 2:
+            crashes.append(time.monotonic())
+            raise RuntimeError("a bug in the runtime")
+        resumed.append(time.monotonic())
+        return original(run)
+
+    runner._execute = crash_twice
+    for n in (1, 2, 3):  # job 3 is runnable at once: only the cooldown can delay it
+        RtHello.enqueue(n=n)
+    wait_until(lambda: len(crashes) == 2, timeout=10)
+    wait_until(lambda: resumed, timeout=10, what="a thread restarted after the cooldown")
+    # The first restart was immediate; the second within a minute went over restart_limit=1,
+    # so the slot's next thread started only after the 1 s cooldown.
+    assert resumed[0] - crashes[1] >= 1.0
+
+
+def test_a_job_waiting_for_its_throttle_is_released_unchanged_on_shutdown(make_app) -> None:
+    app = make_app()
+    app.queue("default", workers=2, jobs=[RtHello], limit=1, period=3600)
+    first = RtHello.enqueue(n=1)
+    second = RtHello.enqueue(n=2)
+    worker = start(app)
+    wait_until(lambda: len(log) == 1, what="the first job ran")
+    held = wait_until(
+        lambda: (r := app.store.get_job(second)) and r.status is JobStatus.RUNNING and r,
+        what="the second job claimed, waiting for the throttle",
+    )
+    assert held.attempt == 1 and app.store.get_job(first) is None
+    assert worker.stop(grace=5) is True
+    released = app.store.get_job(second)
+    assert (released.status, released.attempt, released.worker_id) == (JobStatus.ENQUEUED, 0, None)
+    assert log.snapshot() == [("hello", 1)]

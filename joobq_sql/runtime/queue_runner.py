@@ -2,9 +2,11 @@
 that perform them, and a watchdog that enforces sync timeouts.
 
 Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
-run at once. The fetcher keeps up to `batch_size` claimed jobs buffered ahead of them (JoobQ's
-worker batch), claiming again when fewer than `workers` are left; buffered jobs are leased too,
-and the heartbeat renews them. On shutdown the buffered, unstarted jobs are released at once.
+run at once. The fetcher claims only for free slots, at most `worker_batch_size` per claim: a
+claimed job never waits behind a long-running one while another worker process sits idle.
+(JoobQ prefetched a whole batch per worker; a serious queue must not strand work that way.)
+Claimed jobs not yet started (the moment between claim and start, or a job waiting for its
+queue's throttle) are released at once on shutdown.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class _Slot:
     index: int
     thread: threading.Thread | None = None
     retired: bool = False  # its thread overran a timeout; a fresh thread serves the slot now
+    run: _Run | None = None  # the run it is on, so a crash can still report it
 
 
 @dataclass
@@ -138,11 +141,8 @@ class QueueRunner:
 
     def _claim_size(self) -> int:
         with self._lock:
-            buffered, running = len(self._buffer), len(self._runs)
-        if buffered >= self.workers:
-            return 0
-        capacity = self.workers + self.settings.worker_batch_size
-        return max(0, min(self.settings.worker_batch_size, capacity - buffered - running))
+            free = self.workers - len(self._buffer) - len(self._runs)
+        return max(0, min(self.settings.worker_batch_size, free))
 
     def _fetch_loop(self) -> None:
         failures = 0
@@ -211,7 +211,10 @@ class QueueRunner:
                 self._execute(run)
         except JobTimeout:
             return  # a timeout that landed just after its job ended; the slot has a new thread
-        except BaseException:
+        except BaseException as exc:
+            run = slot.run
+            if run is not None and self._finish(run):
+                self.acker.fail(self._failure(run, exc))  # the job it held is not stranded
             if self._stopping.is_set() or slot.thread is not me:
                 return
             logger.exception("worker thread %s of queue %r crashed; restarting", me.name, self.name)
@@ -249,10 +252,8 @@ class QueueRunner:
                 is_async=inspect.iscoroutinefunction(klass.perform),
             )
             self._runs[record.jid] = run
-            low = len(self._buffer) < self.workers
+            slot.run = run
             self._changed.notify_all()  # the watchdog learns the new deadline
-        if low:
-            self._wake.set()
         return run
 
     def _execute(self, run: _Run) -> None:
@@ -284,14 +285,15 @@ class QueueRunner:
         return result
 
     def _finish(self, run: _Run) -> bool:
-        """Mark the run over; False when the watchdog already timed it out."""
+        """Mark the run over and its slot free; False when the watchdog already timed it out."""
         with self._changed:
             if run.state != "running":
                 return False
             run.state = "done"
             self._runs.pop(run.record.jid, None)
             self._changed.notify_all()
-            return True
+        self._wake.set()  # a slot is free: claim for it now rather than at the next poll
+        return True
 
     def _failure(self, run: _Run, exc: BaseException) -> Failure:
         record, klass = run.record, type(run.job)
@@ -369,6 +371,7 @@ class QueueRunner:
             raise_in_thread(thread, JobTimeout)
         if not self._stopping.is_set():
             self._start_slot(run.slot)  # the slot is free again, with a fresh thread
+            self._wake.set()
 
 
 async def _await(awaitable: Any) -> Any:
