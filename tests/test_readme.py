@@ -35,3 +35,18 @@ def test_the_readme_example_runs_against_a_real_database(database_url: str) -> N
     assert result.returncode == 0, result.stderr
     assert "hello, Ada" in result.stdout
     assert "completed 4 jobs; waiting=0 running=0 completed so far=4" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_worker_example_runs_its_jobs_to_the_end(database_url: str) -> None:
+    env = {**os.environ, "JOOBQ_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "worker_app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "built report weekly on attempt 2" in result.stdout
+    assert "mail: completed=4 retried=1 dead=0" in result.stdout
