@@ -1,5 +1,6 @@
 """joobq-sql: a job queue for Python applications that already run on PostgreSQL."""
 
+from .app import JoobQ, QueueDefinition
 from .errors import (
     ConfigurationError,
     DuplicateJobError,
@@ -9,7 +10,6 @@ from .errors import (
     SchemaNotMigratedError,
     UnknownJobTypeError,
 )
-from .app import JoobQ, QueueDefinition
 from .job import Job
 from .status import JobStatus
 from .store.base import Store

@@ -32,6 +32,7 @@ RESERVED_FIELD_NAMES = frozenset(
     }
 )  # fmt: skip
 
+
 class _class_or_instance:  # lower-case: it is used as a decorator, like classmethod
     """A method that binds to the class when called on it, and to the instance otherwise."""
 
