@@ -1,0 +1,194 @@
+"""Pickup latency: time from an enqueue's COMMIT to the start of perform, p50 / p99 / max.
+
+A benchmark, not a test: it prints a table, it asserts nothing. An in-process JoobQ application
+runs one queue with --workers workers while a producer thread enqueues no-op jobs at a fixed
+--rate for --seconds, one transaction per job. Two runs:
+
+- notify: wake-ups by LISTEN/NOTIFY, with a 5 s poll, so a pickup can only come from a NOTIFY;
+- poll-only: no NOTIFY, a 0.05 s poll (PgBouncer in transaction mode).
+
+The commit time of job n is taken just after its enqueue call returns (the call returns after
+COMMIT); perform takes its own start time; both on this process's monotonic clock. The first
+--warmup seconds of each run are left out of the figures.
+
+    python bench/latency_bench.py           # the embedded PostgreSQL, database joobq_latency_bench
+    python bench/latency_bench.py --url postgresql+psycopg://user@host/db --rate 500 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from joobq_sql import Job, JoobQ, PostgresStore
+from joobq_sql.migrate import upgrade
+
+BENCH_DATABASE = "joobq_latency_bench"
+QUEUE = "latency"
+
+_lock = threading.Lock()
+_started: dict[int, float] = {}
+
+
+class LatencyBenchJob(Job):
+    """Records the moment its perform starts."""
+
+    queue = QUEUE
+    n: int
+
+    def perform(self) -> None:
+        now = time.perf_counter()
+        with _lock:
+            _started[self.n] = now
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    notify: bool
+    poll_interval: float
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def bench_url(url: str | None) -> str:
+    """--url as given, else a fresh joobq_latency_bench database on the embedded server."""
+    if url:
+        return url
+    from joobq_sql.embedded import ensure_database
+
+    embedded = make_url(ensure_database(migrate=False))
+    admin = libpq(embedded.set(database="postgres").render_as_string(hide_password=False))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    return embedded.set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+
+
+def reset(url: str) -> None:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute("TRUNCATE joobq.jobs, joobq.queue_counters")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted `values`."""
+    rank = max(math.ceil(q / 100 * len(values)), 1)
+    return values[rank - 1]
+
+
+def run(url: str, mode: Mode, *, rate: float, seconds: float, warmup: float, workers: int) -> dict:
+    reset(url)
+    with _lock:
+        _started.clear()
+    store = PostgresStore(url, notify=mode.notify, pool_size=workers + 4)
+    app = JoobQ(store=store, notify=mode.notify, poll_interval=mode.poll_interval)
+    app.queue(QUEUE, workers=workers, jobs=[LatencyBenchJob])
+    worker = app.start()
+    if worker.listener is not None and not worker.listener.wait_connected(10):
+        raise RuntimeError("the worker's LISTEN did not start within 10 s")
+
+    committed: dict[int, float] = {}
+    total = math.ceil((warmup + seconds) * rate)
+    skip = math.ceil(warmup * rate)
+    began = time.perf_counter()
+    for n in range(total):
+        due = began + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        app.enqueue(LatencyBenchJob(n=n))  # one transaction; returns after COMMIT (and NOTIFY)
+        committed[n] = time.perf_counter()
+    produced = time.perf_counter() - began
+
+    deadline = time.monotonic() + mode.poll_interval + 30
+    while time.monotonic() < deadline:
+        with _lock:
+            if len(_started) >= total:
+                break
+        time.sleep(0.05)
+    worker.stop(grace=5)
+    app.close()
+
+    with _lock:
+        started = dict(_started)
+    latencies = sorted(
+        (started[n] - committed[n]) * 1000 for n in range(skip, total) if n in started
+    )
+    missing = total - len(started)
+    result = {
+        "mode": mode.name,
+        "notify": mode.notify,
+        "poll_interval_s": mode.poll_interval,
+        "workers": workers,
+        "target_rate": rate,
+        "achieved_rate": round(total / produced, 1),
+        "jobs_measured": len(latencies),
+        "jobs_not_started": missing,
+    }
+    if latencies:
+        result |= {
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(latencies[-1], 2),
+            "mean_ms": round(sum(latencies) / len(latencies), 2),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="database URL (default: the embedded PostgreSQL)")
+    parser.add_argument("--rate", type=float, default=200.0, help="enqueues per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--workers", type=int, default=4, help="worker threads of the queue")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    url = bench_url(args.url)
+    upgrade(url)
+    modes = [Mode("notify", True, 5.0), Mode("poll-only", False, 0.05)]
+    results = []
+    for mode in modes:
+        print(f"running {mode.name} ({args.warmup:g} s warm-up + {args.seconds:g} s)...")
+        results.append(
+            run(
+                url,
+                mode,
+                rate=args.rate,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                workers=args.workers,
+            )
+        )
+
+    print()
+    header = f"{'mode':<10} {'poll':>6} {'rate/s':>8} {'jobs':>6} {'p50 ms':>8} {'p99 ms':>8} "
+    print(header + f"{'max ms':>8} {'unstarted':>9}")
+    for r in results:
+        print(
+            f"{r['mode']:<10} {r['poll_interval_s']:>6g} {r['achieved_rate']:>8.1f} "
+            f"{r['jobs_measured']:>6} {r.get('p50_ms', math.nan):>8.2f} "
+            f"{r.get('p99_ms', math.nan):>8.2f} {r.get('max_ms', math.nan):>8.2f} "
+            f"{r['jobs_not_started']:>9}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
