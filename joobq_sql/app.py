@@ -235,7 +235,10 @@ class JoobQ:
         """
         from .runtime.signals import run_until_signalled
 
-        return run_until_signalled(self.start(queues), grace=self.settings.shutdown_grace)
+        selected = self._selected(queues)  # configuration errors surface before any signal
+        return run_until_signalled(
+            lambda: self.start([q.name for q in selected]), grace=self.settings.shutdown_grace
+        )
 
     def _selected(self, queues: Iterable[str] | None) -> list[QueueDefinition]:
         if not self.queues:

@@ -29,7 +29,8 @@ from joobq_sql.store.postgres.schema import (
 from tests.conftest import libpq_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-JOOBQ_TABLES = {"jobs", "queue_counters"}
+JOOBQ_TABLES = {"jobs", "queue_counters", "queue_pauses", "schedule_ticks"}
+HEAD = "0002"
 PARTIAL_INDEXES = {
     "jobs_claim_idx",
     "jobs_lease_idx",
@@ -92,8 +93,8 @@ def test_upgrade_creates_tables_partial_indexes_and_version_table(
         assert predicates[name] is not None, f"{name} should be a partial index"
     assert "'enqueued'" in predicates["jobs_claim_idx"]
     assert "'running'" in predicates["jobs_lease_idx"]
-    assert version_rows(pg, "joobq") == ["0001"]
-    assert migrate.current(fresh_database_url) == "0001" == migrate.head()
+    assert version_rows(pg, "joobq") == [HEAD]
+    assert migrate.current(fresh_database_url) == HEAD == migrate.head()
     # The application's default version table is not ours to create.
     assert not schema_exists(pg, "public") or "alembic_version" not in relations(pg, "public", "r")
 
@@ -144,7 +145,7 @@ def test_upgrade_downgrade_upgrade(fresh_database_url: str, pg: psycopg.Connecti
 
     migrate.upgrade(fresh_database_url)
     assert relations(pg, "joobq", "r") == JOOBQ_TABLES | {VERSION_TABLE}
-    assert migrate.current(fresh_database_url) == "0001"
+    assert migrate.current(fresh_database_url) == HEAD
     assert migrate.check_drift(fresh_database_url) == []
 
 
@@ -185,9 +186,9 @@ def test_custom_schema(fresh_database_url: str, pg: psycopg.Connection) -> None:
 
     assert relations(pg, "tenant_jobs", "r") == JOOBQ_TABLES | {VERSION_TABLE}
     assert relations(pg, "tenant_jobs", "i") >= PARTIAL_INDEXES
-    assert version_rows(pg, "tenant_jobs") == ["0001"]
+    assert version_rows(pg, "tenant_jobs") == [HEAD]
     assert not schema_exists(pg, "joobq")
-    assert migrate.current(fresh_database_url, schema="tenant_jobs") == "0001"
+    assert migrate.current(fresh_database_url, schema="tenant_jobs") == HEAD
     assert migrate.current(fresh_database_url) is None  # the default schema's history is empty
     assert migrate.check_drift(fresh_database_url, schema="tenant_jobs") == []
 
@@ -236,7 +237,8 @@ def test_offline_sql() -> None:
 
     assert "CREATE TABLE joobq.jobs" in migrate.offline_sql()
     # From head to head there is nothing to do.
-    assert "CREATE TABLE" not in migrate.offline_sql(from_revision="0001")
+    assert "CREATE TABLE" not in migrate.offline_sql(from_revision=HEAD)
+    assert "CREATE TABLE joobq.queue_pauses" in migrate.offline_sql(from_revision="0001")
 
 
 def test_offline_sql_runs_on_a_database(fresh_database_url: str, pg: psycopg.Connection) -> None:
@@ -244,7 +246,7 @@ def test_offline_sql_runs_on_a_database(fresh_database_url: str, pg: psycopg.Con
     pg.execute(migrate.offline_sql())
 
     assert relations(pg, "joobq", "r") == JOOBQ_TABLES | {VERSION_TABLE}
-    assert migrate.current(fresh_database_url) == "0001"
+    assert migrate.current(fresh_database_url) == HEAD
     assert migrate.check_drift(fresh_database_url) == []
 
 
@@ -252,11 +254,11 @@ def test_upgrade_through_an_engine_commits(fresh_database_url: str, pg: psycopg.
     engine = create_engine(fresh_database_url, poolclass=NullPool)
     try:
         migrate.upgrade(engine)
-        assert migrate.current(engine) == "0001"
+        assert migrate.current(engine) == HEAD
     finally:
         engine.dispose()
 
-    assert version_rows(pg, "joobq") == ["0001"]  # seen from another connection
+    assert version_rows(pg, "joobq") == [HEAD]  # seen from another connection
 
 
 def test_upgrade_on_a_connection_stays_in_the_callers_transaction(
@@ -267,7 +269,7 @@ def test_upgrade_on_a_connection_stays_in_the_callers_transaction(
         with engine.connect() as connection:
             transaction = connection.begin()
             migrate.upgrade(connection)
-            assert migrate.current(connection) == "0001"
+            assert migrate.current(connection) == HEAD
             transaction.rollback()  # the caller decides: nothing was committed behind its back
         assert not schema_exists(pg, "joobq")
 
@@ -275,7 +277,7 @@ def test_upgrade_on_a_connection_stays_in_the_callers_transaction(
             migrate.upgrade(connection, schema="tenant_jobs")
     finally:
         engine.dispose()
-    assert version_rows(pg, "tenant_jobs") == ["0001"]
+    assert version_rows(pg, "tenant_jobs") == [HEAD]
 
 
 def test_concurrent_upgrades_in_one_process(
@@ -299,7 +301,7 @@ def test_concurrent_upgrades_in_one_process(
         thread.join(timeout=120)
 
     assert errors == []
-    assert version_rows(pg, "joobq") == ["0001"]
+    assert version_rows(pg, "joobq") == [HEAD]
 
 
 def test_concurrent_upgrades_from_several_processes(
@@ -352,7 +354,7 @@ def test_concurrent_upgrades_from_several_processes(
                 process.kill()
                 process.communicate()
 
-    assert version_rows(pg, "joobq") == ["0001"]
+    assert version_rows(pg, "joobq") == [HEAD]
     assert migrate.check_drift(fresh_database_url) == []
 
 
@@ -374,7 +376,7 @@ def test_a_role_that_only_owns_its_schema_can_upgrade(
 
         migrate.upgrade(role_url)
 
-        assert migrate.current(role_url) == "0001"
+        assert migrate.current(role_url) == HEAD
         assert relations(pg, "joobq", "r") == JOOBQ_TABLES | {VERSION_TABLE}
     finally:
         pg.execute(f"DROP OWNED BY {role}")
@@ -442,7 +444,7 @@ def test_an_application_env_py_can_run_our_migrations(
     assert relations(pg, "public", "r") == {"app_things", "alembic_version"}
     assert relations(pg, "joobq", "r") == JOOBQ_TABLES | {VERSION_TABLE}
     assert pg.execute("SELECT version_num FROM public.alembic_version").fetchall() == [("a1",)]
-    assert version_rows(pg, "joobq") == ["0001"]
+    assert version_rows(pg, "joobq") == [HEAD]
 
 
 def _alembic_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -469,11 +471,11 @@ def test_alembic_cli_upgrade(fresh_database_url: str, pg: psycopg.Connection) ->
 
     result = _alembic_cli("-x", f"url={url}", "upgrade", "head")
     assert result.returncode == 0, result.stderr
-    assert version_rows(pg, "joobq") == ["0001"]
+    assert version_rows(pg, "joobq") == [HEAD]
 
     result = _alembic_cli("-x", f"url={url}", "current")
     assert result.returncode == 0, result.stderr
-    assert "0001 (head)" in result.stdout
+    assert f"{HEAD} (head)" in result.stdout
 
 
 def test_alembic_cli_takes_url_and_schema_from_the_environment(
@@ -485,7 +487,7 @@ def test_alembic_cli_takes_url_and_schema_from_the_environment(
         env={"JOOBQ_DATABASE_URL": fresh_database_url, "JOOBQ_SCHEMA": "tenant_jobs"},
     )
     assert result.returncode == 0, result.stderr
-    assert version_rows(pg, "tenant_jobs") == ["0001"]
+    assert version_rows(pg, "tenant_jobs") == [HEAD]
     assert not schema_exists(pg, "joobq")
 
 
@@ -508,5 +510,5 @@ def test_migrations_path_holds_the_revisions() -> None:
 
     assert (path / "env.py").is_file()
     assert (path / "versions" / "0001_initial_schema.py").is_file()
-    assert migrate.history() == ["0001"]
+    assert migrate.history() == ["0001", "0002"]
     assert migrate.alembic_config().get_main_option("script_location") == str(path)

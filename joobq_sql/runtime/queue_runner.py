@@ -82,6 +82,7 @@ class QueueRunner:
         self.async_loop = async_loop
         self.errors = errors
         self._stopping = threading.Event()
+        self._finished = False
         self.middlewares: list[Middleware] = list(middlewares)
         if throttle is not None:
             self.middlewares.insert(0, ThrottleMiddleware(throttle, self._stopping))
@@ -133,9 +134,11 @@ class QueueRunner:
             return self._changed.wait_for(lambda: not self._runs, timeout)
 
     def finish(self) -> None:
+        """Stop the watchdog, even if a stuck sync job still runs (it is left to lease rescue)."""
         with self._changed:
+            self._finished = True
             self._changed.notify_all()
-        self._watchdog.join(timeout=2)
+        self._watchdog.join(timeout=1)
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -336,7 +339,7 @@ class QueueRunner:
     def _watch_loop(self) -> None:
         while True:
             with self._changed:
-                if self._stopping.is_set() and not self._runs:
+                if self._finished or (self._stopping.is_set() and not self._runs):
                     return
                 now = time.monotonic()
                 overdue = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from .worker import Worker
@@ -12,23 +13,32 @@ from .worker import Worker
 logger = logging.getLogger("joobq_sql.worker")
 
 
-def run_until_signalled(worker: Worker, *, grace: float) -> int:
-    """Block until SIGTERM or SIGINT, then drain `worker`; a second signal skips the grace
-    period. Returns the process exit code: 0."""
+def run_until_signalled(start: Callable[[], Worker], *, grace: float) -> int:
+    """Start a worker with `start()`, block until SIGTERM or SIGINT, then drain it; a second
+    signal skips the grace period. Returns the process exit code: 0.
+
+    The handlers are installed before the worker starts, so a signal that arrives while it
+    starts up still drains it instead of killing the process with jobs claimed.
+    """
     requested = threading.Event()
+    hurried = threading.Event()
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if requested.is_set():
             logger.warning("second %s: skipping the grace period", signal.Signals(signum).name)
-            worker.hurry()
+            hurried.set()
         else:
             logger.info("%s: draining (grace %.0fs)", signal.Signals(signum).name, grace)
             requested.set()
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        worker = start()
         while not requested.wait(0.5):
             pass
+        threading.Thread(
+            target=lambda: hurried.wait() and worker.hurry(), name="joobq-hurry", daemon=True
+        ).start()
         worker.stop(grace)
     finally:
         for sig, handler in previous.items():

@@ -141,10 +141,12 @@ class Worker:
                     break
         if not idle:
             # Async jobs stop at their next await; sync threads cannot be stopped, and their
-            # jobs are rescued when the leases we no longer renew expire.
+            # jobs are rescued when the leases we no longer renew expire. One short wait in all,
+            # so a stuck job cannot stretch the shutdown past what an orchestrator allows.
             self.async_loop.cancel_all()
+            settle = time.monotonic() + 1.0
             for runner in self.runners.values():
-                runner.wait_idle(1.0)
+                runner.wait_idle(max(settle - time.monotonic(), 0))
             logger.warning("shutdown grace over; jobs still running are left to lease rescue")
         for runner in self.runners.values():
             runner.finish()

@@ -137,6 +137,10 @@ class JobRecord:
     finished_at: datetime | None
     #: Insertion order (the FIFO tie-break); MemoryStore numbers its jobs the same way.
     seq: int = 0
+    #: While this job waits or runs, no other job of its job_type with this key is enqueued.
+    unique_key: str | None = None
+    #: Set when a cancel was asked for while the job ran (cooperative cancel).
+    cancel_requested_at: datetime | None = None
 
     @property
     def retries_left(self) -> int:

@@ -67,6 +67,8 @@ def _status_list(statuses: tuple[JobStatus, ...]) -> str:
 
 
 RUNNABLE_SQL = f"status IN ({_status_list(RUNNABLE_STATUSES)})"
+#: The states in which a unique job blocks another enqueue of its key: waiting or running.
+UNIQUE_WHILE_SQL = f"status IN ({_status_list((*RUNNABLE_STATUSES, JobStatus.RUNNING))})"
 ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
 
 
@@ -100,6 +102,11 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("finished_at", DateTime(timezone=True), nullable=True),
+        # Unique jobs: while a job with this (job_type, unique_key) waits or runs, another
+        # enqueue of the same key is refused or skipped (jobs_unique_key_idx).
+        Column("unique_key", Text, nullable=True),
+        # Cooperative cancel of a running job: set by cancel, seen by the worker's heartbeat.
+        Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
         PrimaryKeyConstraint("jid", name="jobs_pkey"),
         CheckConstraint(f"status IN ({ALL_STATUSES_SQL})", name="jobs_status_check"),
         CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
@@ -136,6 +143,32 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         jobs.c.finished_at,
         postgresql_where=text("status = 'completed'"),
     )
+    Index(
+        "jobs_unique_key_idx",
+        jobs.c.job_type,
+        jobs.c.unique_key,
+        unique=True,
+        postgresql_where=text(f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"),
+    )
+    Table(
+        "queue_pauses",
+        metadata,
+        Column("queue", Text, nullable=False),
+        Column("paused_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("queue", name="queue_pauses_pkey"),
+    )
+    # One row per (schedule, tick) ever enqueued: the primary key is what makes a recurring or
+    # cron tick enqueue exactly one job however many processes run the scheduler.
+    ticks = Table(
+        "schedule_ticks",
+        metadata,
+        Column("schedule", Text, nullable=False),
+        Column("tick", DateTime(timezone=True), nullable=False),
+        Column("jid", UUID(as_uuid=True), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("schedule", "tick", name="schedule_ticks_pkey"),
+    )
+    Index("schedule_ticks_tick_idx", ticks.c.tick)
     Table(
         "queue_counters",
         metadata,
