@@ -114,3 +114,15 @@ def unix_ms(value: object, *, what: str) -> int:
     if not -62_135_596_800_000 <= value <= 253_402_300_799_000:
         raise ValueError(f"{what} {value} is outside the years 1..9999 in Unix milliseconds")
     return value
+
+
+MAX_UNIQUE_KEY_LENGTH = 1000
+
+
+def unique_key(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_UNIQUE_KEY_LENGTH:
+        raise ValueError(
+            f"unique_key {value!r} is invalid: it must be a non-empty str of at most "
+            f"{MAX_UNIQUE_KEY_LENGTH} characters"
+        )
+    return value

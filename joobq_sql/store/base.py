@@ -202,6 +202,73 @@ class Store(ABC):
         """Per queue: what it holds now, and its running totals."""
 
     @abstractmethod
+    def search_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Jobs matching every given filter, newest first (insertion order), one page."""
+
+    @abstractmethod
+    def retry_jobs(self, jids: Sequence[UUID]) -> list[UUID]:
+        """Make jobs run now; return the jids that changed. A dead job is re-driven into its
+        own queue with a fresh retry budget (retries count again from its current attempt;
+        the attempt number keeps rising, so stale finishes stay fenced out) and keeps its error
+        history; an expired one gets no expiry. A scheduled or retrying job becomes due now.
+        Jobs in other states are left alone."""
+
+    @abstractmethod
+    def retry_dead(self, *, queue: str | None = None, limit: int = 1000) -> list[UUID]:
+        """Re-drive up to `limit` dead jobs (of `queue`), oldest death first (see retry_jobs)."""
+
+    @abstractmethod
+    def cancel_jobs(
+        self, jids: Sequence[UUID], *, dead_letter_ttl: float | None = None
+    ) -> dict[UUID, str]:
+        """Cancel jobs: a waiting job goes to `dead` with dead_reason "cancelled" and never runs
+        ("cancelled"); a running job gets its cancel flag, which its worker hands to the job
+        at the next heartbeat ("requested"). Jobs in other states are absent from the result."""
+
+    @abstractmethod
+    def cancel_requested(self, worker_id: str, jids: Sequence[UUID]) -> set[UUID]:
+        """Which of `worker_id`'s running `jids` have been asked to cancel."""
+
+    @abstractmethod
+    def delete_dead(self, *, queue: str | None = None, limit: int = 1000) -> int:
+        """Delete up to `limit` dead jobs (of `queue`) now, expired or not; return how many."""
+
+    @abstractmethod
+    def pause_queue(self, queue: str) -> bool:
+        """Pause `queue`: workers everywhere stop starting its jobs within a poll interval.
+        True if it was running."""
+
+    @abstractmethod
+    def resume_queue(self, queue: str) -> bool:
+        """Resume a paused `queue`; True if it was paused."""
+
+    @abstractmethod
+    def paused_queues(self) -> set[str]:
+        """The names of the paused queues."""
+
+    @abstractmethod
+    def enqueue_tick(self, schedule: str, tick: datetime, job: NewJob) -> bool:
+        """Enqueue `job` (runnable now) for tick `tick` of `schedule`, unless that tick was
+        enqueued already, by any process; True if this call enqueued it. A unique job whose
+        key is still waiting or running is skipped, and the tick still counts as done."""
+
+    @abstractmethod
+    def last_ticks(self) -> dict[str, datetime]:
+        """The latest tick enqueued for each schedule."""
+
+    @abstractmethod
+    def prune_ticks(self, *, older_than: float) -> int:
+        """Forget ticks older than `older_than` seconds, keeping each schedule's latest."""
+
+    @abstractmethod
     def now(self) -> datetime:
         """The store's clock (PostgreSQL's now())."""
 

@@ -23,6 +23,7 @@ from .. import _validation as check
 from ..errors import DuplicateJobError
 from ..status import RUNNABLE_STATUSES, JobStatus
 from .base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
+from .memory_operations import MemoryOperations
 from .records import (
     COUNTER_NAMES,
     MAX_ERROR_HISTORY,
@@ -41,7 +42,11 @@ _WAITING = (JobStatus.ENQUEUED, JobStatus.SCHEDULED)
 #: What due_jobs moves to `enqueued` once due.
 _DELAYED = (JobStatus.SCHEDULED, JobStatus.RETRYING)
 _STAT_COLUMNS = ("waiting", "due_later", "running", "retrying", "dead", "completed")
-_UNCLAIMED: dict[str, Any] = {"worker_id": None, "lease_expires_at": None}
+_UNCLAIMED: dict[str, Any] = {
+    "worker_id": None,
+    "lease_expires_at": None,
+    "cancel_requested_at": None,
+}
 _NOT_DEAD: dict[str, Any] = {"dead_reason": None, "dead_expires_at": None, "finished_at": None}
 #: The columns of a new row that no insert sets.
 _FRESH: dict[str, Any] = {"attempt": 0, "expires_at": None, "last_error": None, **_UNCLAIMED}
@@ -53,6 +58,11 @@ def _utc_now() -> datetime:
 
 def _claim_order(row: JobRecord) -> tuple[int, datetime, int]:
     return (-row.priority, row.run_at, row.seq)
+
+
+def _has_runs_left(row: JobRecord) -> bool:
+    """Retries count from the last re-drive, as the SQL's attempt - redrive_attempt."""
+    return row.attempt - row.redrive_attempt <= row.max_retries
 
 
 def _runnable(row: JobRecord, now: datetime) -> bool:
@@ -90,7 +100,7 @@ def _utc(value: datetime | None, what: str) -> datetime | None:
     return None if value is None else check.aware_datetime(value, what=what).astimezone(UTC)
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryOperations, Store):
     """A thread-safe in-process Store. Nothing persists; every instance has its own jobs.
 
     `clock` is the store's clock (PostgreSQL's now()) and must return aware datetimes; inject
@@ -116,6 +126,8 @@ class MemoryStore(Store):
         # a later change; only their JSON values need copying on the way out.
         self._jobs: dict[UUID, JobRecord] = {}
         self._counters: dict[str, dict[str, int]] = {}
+        self._paused: set[str] = set()
+        self._ticks: dict[str, dict[datetime, UUID]] = {}
         self._next_seq = 1
 
     # -- helpers ---------------------------------------------------------------------------
@@ -197,7 +209,10 @@ class MemoryStore(Store):
                     )
                 seen.add(job.jid)
             now = self.now()
+            result = self._place_unique(jobs)  # raises before anything is stored
             for job in jobs:
+                if result[job.jid] != job.jid:
+                    continue  # a duplicate unique job: the holder's jid stands in for it
                 expires_at = _utc(job.expires_at, "expires_at")
                 if expires_at is None and job.expires_in is not None:
                     expires_at = now + timedelta(seconds=job.expires_in)
@@ -212,8 +227,9 @@ class MemoryStore(Store):
                     run_at=_utc(job.run_at, "run_at") or now + timedelta(seconds=job.delay),
                     max_retries=job.max_retries,
                     expires_at=expires_at,
+                    unique_key=job.unique_key,
                 )
-        return [job.jid for job in jobs]
+            return [result[job.jid] for job in jobs]
 
     def claim_jobs(
         self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
@@ -281,7 +297,8 @@ class MemoryStore(Store):
             )
             for row in held:
                 # Undo the claim: the job keeps its place (run_at, seq) in the queue.
-                status = JobStatus.RETRYING if row.attempt > 1 else JobStatus.ENQUEUED
+                retried = row.attempt - 1 > row.redrive_attempt
+                status = JobStatus.RETRYING if retried else JobStatus.ENQUEUED
                 self._update(row, now, status=status, attempt=row.attempt - 1, **_UNCLAIMED)
             return [row.jid for row in held]
 
@@ -323,7 +340,7 @@ class MemoryStore(Store):
                     continue
                 # The error round-trips through JSON, as it would through a JSONB column.
                 error = _error_changes(row, json.loads(json.dumps(f.error)))
-                if f.retry_in is not None and row.attempt <= row.max_retries:
+                if f.retry_in is not None and _has_runs_left(row):
                     due = now + timedelta(seconds=f.retry_in)
                     retrying = JobStatus.RETRYING
                     row = self._update(row, now, status=retrying, run_at=due, **error, **_NOT_DEAD)
@@ -369,7 +386,7 @@ class MemoryStore(Store):
                 )
                 # The lost run counts, so a job that kills its worker cannot loop forever; the
                 # attempt is kept, so a late finish of the lost run is fenced out.
-                if row.attempt <= row.max_retries:
+                if _has_runs_left(row):
                     self._update(row, now, status=JobStatus.ENQUEUED, **error, **_NOT_DEAD)
                 else:
                     reason = "lease expired on the last attempt"
@@ -545,8 +562,9 @@ class MemoryStore(Store):
                         (now - oldest[queue]).total_seconds() if queue in oldest else None
                     ),
                     totals={n: self._counters.get(queue, {}).get(n, 0) for n in COUNTER_NAMES},
+                    paused=queue in self._paused,
                 )
-                for queue in sorted(held.keys() | self._counters.keys())
+                for queue in sorted(held.keys() | self._counters.keys() | self._paused)
             }
 
 

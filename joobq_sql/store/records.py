@@ -60,6 +60,10 @@ class NewJob:
     run_at: datetime | None = None
     expires_in: float | None = None
     expires_at: datetime | None = None
+    #: While a job of this job_type with this key waits or runs, no second one is enqueued.
+    unique_key: str | None = None
+    #: What a duplicate unique enqueue does: "skip" (return the existing jid) or "raise".
+    on_duplicate: str = "skip"
     args_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +82,10 @@ class NewJob:
             object.__setattr__(self, "expires_in", expires_in)
         if self.expires_at is not None:
             check.aware_datetime(self.expires_at, what="expires_at")
+        if self.unique_key is not None:
+            check.unique_key(self.unique_key)
+        if self.on_duplicate not in ("skip", "raise"):
+            raise ValueError(f"on_duplicate must be 'skip' or 'raise', got {self.on_duplicate!r}")
         object.__setattr__(self, "args_json", to_json_object(self.args))
 
     @property
@@ -141,11 +149,14 @@ class JobRecord:
     unique_key: str | None = None
     #: Set when a cancel was asked for while the job ran (cooperative cancel).
     cancel_requested_at: datetime | None = None
+    #: The attempt count at the job's last re-drive; retries are counted from it.
+    redrive_attempt: int = 0
 
     @property
     def retries_left(self) -> int:
         """Retries still allowed (JoobQ's `retries`); a running attempt is not a failure yet."""
-        failures = self.attempt - (1 if self.status is JobStatus.RUNNING else 0)
+        runs = self.attempt - self.redrive_attempt
+        failures = runs - (1 if self.status is JobStatus.RUNNING else 0)
         return max(self.max_retries - failures, 0)
 
     def to_document(self) -> dict[str, Any]:
@@ -256,6 +267,8 @@ class QueueStats:
     completed: int = 0
     oldest_waiting_age: float | None = None
     totals: Mapping[str, int] = field(default_factory=dict)
+    #: Paused queues start no new job until resumed.
+    paused: bool = False
 
     def __post_init__(self) -> None:
         # Every counter is always present, so readers never need a default.

@@ -1,4 +1,4 @@
-"""Unique jobs, cooperative cancel, queue pauses, and schedule ticks.
+"""Unique jobs, re-drive, cooperative cancel, queue pauses, and schedule ticks.
 
 Revision ID: 0002
 Revises: 0001
@@ -6,6 +6,8 @@ Create Date: 2026-11-29 07:45:00
 
 - jobs.unique_key with a partial unique index over (job_type, unique_key) while the job waits
   or runs: a second enqueue of the same key is skipped or refused, even under concurrency.
+- jobs.redrive_attempt: the attempt count at the last re-drive of a dead job; retries count
+  from it, so a re-driven job gets a fresh budget while its attempt number keeps rising.
 - jobs.cancel_requested_at: a running job's cooperative cancel flag.
 - queue_pauses: paused queues, honoured by every worker.
 - schedule_ticks: one row per (schedule, tick) ever enqueued; its primary key makes each tick
@@ -42,6 +44,11 @@ def upgrade() -> None:
     """Add the unique key and cancel flag to jobs; create queue_pauses and schedule_ticks."""
     schema = _schema()
     op.add_column("jobs", sa.Column("unique_key", sa.Text(), nullable=True), schema=schema)
+    op.add_column(
+        "jobs",
+        sa.Column("redrive_attempt", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        schema=schema,
+    )
     op.add_column(
         "jobs",
         sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
@@ -86,4 +93,5 @@ def downgrade() -> None:
     op.drop_table("queue_pauses", schema=schema)
     op.drop_index("jobs_unique_key_idx", table_name="jobs", schema=schema)
     op.drop_column("jobs", "cancel_requested_at", schema=schema)
+    op.drop_column("jobs", "redrive_attempt", schema=schema)
     op.drop_column("jobs", "unique_key", schema=schema)

@@ -91,6 +91,9 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         # Runs started so far; a claim adds one, so attempt N is fenced against attempt N-1.
         Column("attempt", Integer, nullable=False, server_default=text("0")),
         Column("max_retries", Integer, nullable=False, server_default=text("3")),
+        # The attempt count when a dead job was last re-driven: retries are counted from here,
+        # so a re-driven job gets a fresh budget while attempts keep rising (and fencing).
+        Column("redrive_attempt", Integer, nullable=False, server_default=text("0")),
         Column("expires_at", DateTime(timezone=True), nullable=True),
         Column("worker_id", Text, nullable=True),
         Column("lease_expires_at", DateTime(timezone=True), nullable=True),

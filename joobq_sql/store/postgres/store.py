@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from ... import _validation as check
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, DuplicateJobError
 from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store, counter_shard
 from ..records import (
@@ -103,6 +103,11 @@ class PostgresStore(Store):
             cur.execute(self._sql[name], params)
             return cur.rowcount
 
+    def _dead_ttl(self, ttl: float | None) -> float:
+        if ttl is None:
+            return self.dead_letter_ttl_seconds
+        return check.seconds(ttl, what="dead_letter_ttl", allow_zero=False)
+
     def _lease(self, lease: float | None) -> float:
         return (
             self.lease_seconds
@@ -126,15 +131,54 @@ class PostgresStore(Store):
                 raise TypeError(f"enqueue_jobs takes NewJob values, got {type(job).__name__}")
         if not jobs:
             return []
+        # In the caller's transaction, a refused unique job must not leave its batch behind:
+        # a savepoint undoes just our inserts. Our own transactions simply roll back.
+        savepoint = connection is not None and any(
+            j.unique_key is not None and j.on_duplicate == "raise" for j in jobs
+        )
         with self._db.cursor(connection) as cur:
-            for start in range(0, len(jobs), batch_size):
-                cur.execute(
-                    self._sql["enqueue_jobs"], _enqueue_params(jobs[start : start + batch_size])
-                )
+            if savepoint:
+                cur.execute("SAVEPOINT joobq_enqueue")
+            try:
+                jids = self._insert_jobs(cur, jobs, batch_size)
+            except DuplicateJobError:
+                if savepoint:
+                    cur.execute("ROLLBACK TO SAVEPOINT joobq_enqueue")
+                raise
+            if savepoint:
+                cur.execute("RELEASE SAVEPOINT joobq_enqueue")
             if self.notify:
                 # Delivered at COMMIT (the caller's, with `connection`), dropped on rollback.
                 notify_queues(cur, self._sql, channel=self.channel, queues={j.queue for j in jobs})
-        return [job.jid for job in jobs]
+        return jids
+
+    def _insert_jobs(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
+        result: list[UUID] = []
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            cur.execute(self._sql["enqueue_jobs"], _enqueue_params(chunk))
+            inserted = {row["jid"] for row in cur.fetchall()}
+            skipped = [job for job in chunk if job.jid not in inserted]
+            holders = self._unique_holders(cur, skipped) if skipped else {}
+            for job in chunk:
+                if job.jid in inserted:
+                    result.append(job.jid)
+                    continue
+                holder = holders.get((job.job_type, job.unique_key))
+                if job.on_duplicate == "raise" or holder is None:
+                    raise DuplicateJobError(
+                        f"a {job.job_type} job with unique_key {job.unique_key!r} is already "
+                        f"waiting or running (jid {holder}); nothing was enqueued"
+                    )
+                result.append(holder)
+        return result
+
+    def _unique_holders(self, cur: Any, jobs: list[NewJob]) -> dict[tuple[str, str | None], UUID]:
+        cur.execute(
+            self._sql["find_unique_jobs"],
+            {"job_type": [j.job_type for j in jobs], "unique_key": [j.unique_key for j in jobs]},
+        )
+        return {(row["job_type"], row["unique_key"]): row["jid"] for row in cur.fetchall()}
 
     def claim_jobs(
         self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
@@ -181,11 +225,7 @@ class PostgresStore(Store):
         failures = list(failures)
         if not failures:
             return {}
-        ttl = (
-            self.dead_letter_ttl_seconds
-            if dead_letter_ttl is None
-            else check.seconds(dead_letter_ttl, what="dead_letter_ttl", allow_zero=False)
-        )
+        ttl = self._dead_ttl(dead_letter_ttl)
         params = {
             "jid": [f.jid for f in failures],
             "attempt": [f.attempt for f in failures],
@@ -306,10 +346,107 @@ class PostgresStore(Store):
             totals: dict[str, dict[str, int]] = {}
             for row in cur.fetchall():
                 totals.setdefault(row["queue"], {})[row["counter"]] = int(row["value"])
+            cur.execute(self._sql["paused_queues"])
+            paused = {row["queue"] for row in cur.fetchall()}
         return {
-            queue: QueueStats(queue=queue, **counts.get(queue, {}), totals=totals.get(queue, {}))
-            for queue in sorted(counts.keys() | totals.keys())
+            queue: QueueStats(
+                queue=queue,
+                **counts.get(queue, {}),
+                totals=totals.get(queue, {}),
+                paused=queue in paused,
+            )
+            for queue in sorted(counts.keys() | totals.keys() | paused)
         }
+
+    def search_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        params = {
+            "queue": None if queue is None else check.queue_name(queue),
+            "status": None if status is None else JobStatus(status).value,
+            "job_type": None if job_type is None else check.job_type(job_type),
+            "offset": check.non_negative_int(offset, what="offset"),
+            "limit": check.positive_int(limit, what="limit"),
+        }
+        return self._records("search_jobs", params)
+
+    def retry_jobs(self, jids: Sequence[UUID]) -> list[UUID]:
+        jids = _jids(jids)
+        return [r["jid"] for r in self._rows("retry_jobs", {"jids": jids})] if jids else []
+
+    def retry_dead(self, *, queue: str | None = None, limit: int = 1000) -> list[UUID]:
+        params = {
+            "queue": None if queue is None else check.queue_name(queue),
+            "limit": check.positive_int(limit, what="limit"),
+        }
+        return [row["jid"] for row in self._rows("retry_dead", params)]
+
+    def cancel_jobs(
+        self, jids: Sequence[UUID], *, dead_letter_ttl: float | None = None
+    ) -> dict[UUID, str]:
+        jids = _jids(jids)
+        if not jids:
+            return {}
+        params = {"jids": jids, "dead_ttl_s": self._dead_ttl(dead_letter_ttl)}
+        return {row["jid"]: row["outcome"] for row in self._rows("cancel_jobs", params)}
+
+    def cancel_requested(self, worker_id: str, jids: Sequence[UUID]) -> set[UUID]:
+        jids = _jids(jids)
+        if not jids:
+            return set()
+        params = {"worker_id": check.worker_id(worker_id), "jids": jids}
+        return {row["jid"] for row in self._rows("cancel_requested", params)}
+
+    def delete_dead(self, *, queue: str | None = None, limit: int = 1000) -> int:
+        params = {
+            "queue": None if queue is None else check.queue_name(queue),
+            "limit": check.positive_int(limit, what="limit"),
+        }
+        return self._rowcount("delete_dead", params)
+
+    def pause_queue(self, queue: str) -> bool:
+        return bool(self._rows("pause_queue", {"queue": check.queue_name(queue)}))
+
+    def resume_queue(self, queue: str) -> bool:
+        return bool(self._rows("resume_queue", {"queue": check.queue_name(queue)}))
+
+    def paused_queues(self) -> set[str]:
+        return {row["queue"] for row in self._rows("paused_queues", {})}
+
+    def enqueue_tick(self, schedule: str, tick: datetime, job: NewJob) -> bool:
+        if not isinstance(job, NewJob):
+            raise TypeError(f"enqueue_tick takes a NewJob, got {type(job).__name__}")
+        params = {
+            "schedule": check.queue_name(schedule, what="schedule name"),
+            "tick": check.aware_datetime(tick, what="tick"),
+            "jid": job.jid,
+            "queue": job.queue,
+            "job_type": job.job_type,
+            "args": job.args_json,
+            "priority": job.priority,
+            "max_retries": job.max_retries,
+            "expires_in_s": job.expires_in,
+            "unique_key": job.unique_key,
+        }
+        with self._db.cursor() as cur:
+            cur.execute(self._sql["enqueue_tick"], params)
+            enqueued = bool(cur.fetchall())
+            if enqueued and self.notify:
+                notify_queues(cur, self._sql, channel=self.channel, queues={job.queue})
+        return enqueued
+
+    def last_ticks(self) -> dict[str, datetime]:
+        return {row["schedule"]: row["tick"] for row in self._rows("last_ticks", {})}
+
+    def prune_ticks(self, *, older_than: float) -> int:
+        seconds = check.seconds(older_than, what="older_than")
+        return self._rowcount("prune_ticks", {"older_than_s": seconds})
 
     def now(self) -> datetime:
         with self._db.cursor() as cur:
@@ -344,6 +481,7 @@ def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
         "run_at": [j.run_at for j in jobs],
         "expires_in_s": [j.expires_in for j in jobs],
         "expires_at": [j.expires_at for j in jobs],
+        "unique_key": [j.unique_key for j in jobs],
     }
 
 

@@ -5,6 +5,7 @@ WITH finished AS (
     SET status = 'completed',
         worker_id = NULL,
         lease_expires_at = NULL,
+        cancel_requested_at = NULL,
         finished_at = now(),
         updated_at = now()
     FROM unnest(%(jid)s::uuid[], %(attempt)s::int[], %(worker_id)s::text[])

@@ -1,7 +1,10 @@
 -- Insert a chunk of new jobs in one statement. The arrays are parallel, one element per job;
 -- WITH ORDINALITY keeps the caller's order, so identity ids (the FIFO tie-break) follow it.
+-- A unique job whose (job_type, unique_key) is already waiting or running is skipped
+-- (jobs_unique_key_idx decides, so concurrent enqueues cannot both get in); RETURNING tells
+-- the caller which rows went in.
 INSERT INTO {schema}.jobs
-    (jid, queue, job_type, args, status, priority, run_at, max_retries, expires_at)
+    (jid, queue, job_type, args, status, priority, run_at, max_retries, expires_at, unique_key)
 SELECT
     n.jid,
     n.queue,
@@ -11,7 +14,8 @@ SELECT
     n.priority,
     COALESCE(n.run_at, now() + make_interval(secs => n.delay_s)),
     n.max_retries,
-    COALESCE(n.expires_at, now() + make_interval(secs => n.expires_in_s))
+    COALESCE(n.expires_at, now() + make_interval(secs => n.expires_in_s)),
+    n.unique_key
 FROM unnest(
     %(jid)s::uuid[],
     %(queue)s::text[],
@@ -22,9 +26,15 @@ FROM unnest(
     %(delay_s)s::float8[],
     %(run_at)s::timestamptz[],
     %(expires_in_s)s::float8[],
-    %(expires_at)s::timestamptz[]
+    %(expires_at)s::timestamptz[],
+    %(unique_key)s::text[]
 ) WITH ORDINALITY AS n(
     jid, queue, job_type, args, priority, max_retries, delay_s, run_at, expires_in_s, expires_at,
-    position
+    unique_key, position
 )
 ORDER BY n.position
+ON CONFLICT (job_type, unique_key)
+    WHERE unique_key IS NOT NULL
+      AND status IN ('enqueued', 'scheduled', 'retrying', 'running')
+    DO NOTHING
+RETURNING jid

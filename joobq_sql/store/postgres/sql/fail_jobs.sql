@@ -3,7 +3,8 @@
 -- 'dead'. Fenced like completion, so a stale failure report changes nothing.
 WITH reported AS (
     SELECT f.*,
-           (f.retry_in_s IS NOT NULL AND j.attempt <= j.max_retries) AS will_retry
+           (f.retry_in_s IS NOT NULL AND j.attempt - j.redrive_attempt <= j.max_retries)
+               AS will_retry
     FROM unnest(
         %(jid)s::uuid[],
         %(attempt)s::int[],
@@ -22,6 +23,7 @@ changed AS (
                       ELSE j.run_at END,
         worker_id = NULL,
         lease_expires_at = NULL,
+        cancel_requested_at = NULL,
         last_error = r.error,
         errors = CASE WHEN jsonb_array_length(j.errors) >= %(max_errors)s
                       THEN j.errors - 0

@@ -13,10 +13,12 @@ WITH released AS (
     FOR UPDATE
 )
 UPDATE {schema}.jobs AS j
-SET status = CASE WHEN j.attempt > 1 THEN 'retrying' ELSE 'enqueued' END,
+SET status = CASE WHEN j.attempt - 1 > j.redrive_attempt THEN 'retrying'
+                  ELSE 'enqueued' END,
     attempt = j.attempt - 1,
     worker_id = NULL,
     lease_expires_at = NULL,
+    cancel_requested_at = NULL,
     updated_at = now()
 FROM released
 WHERE j.jid = released.jid

@@ -4,6 +4,7 @@
 -- cannot loop forever. The attempt is kept, so a late finish of the lost run is fenced out.
 WITH expired AS (
     SELECT jid,
+           (attempt - redrive_attempt <= max_retries) AS requeue,
            jsonb_build_object(
                'error_type', 'lease_expired',
                'message', format('lease of worker %%s expired during attempt %%s',
@@ -21,21 +22,22 @@ WITH expired AS (
 ),
 rescued AS (
     UPDATE {schema}.jobs AS j
-    SET status = CASE WHEN j.attempt <= j.max_retries THEN 'enqueued' ELSE 'dead' END,
-        last_error = expired.error,
+    SET status = CASE WHEN e.requeue THEN 'enqueued' ELSE 'dead' END,
+        last_error = e.error,
         errors = CASE WHEN jsonb_array_length(j.errors) >= %(max_errors)s
                       THEN j.errors - 0
-                      ELSE j.errors END || jsonb_build_array(expired.error),
-        dead_reason = CASE WHEN j.attempt <= j.max_retries THEN NULL
+                      ELSE j.errors END || jsonb_build_array(e.error),
+        dead_reason = CASE WHEN e.requeue THEN NULL
                            ELSE 'lease expired on the last attempt' END,
-        dead_expires_at = CASE WHEN j.attempt <= j.max_retries THEN NULL
+        dead_expires_at = CASE WHEN e.requeue THEN NULL
                                ELSE now() + make_interval(secs => %(dead_ttl_s)s) END,
-        finished_at = CASE WHEN j.attempt <= j.max_retries THEN NULL ELSE now() END,
+        finished_at = CASE WHEN e.requeue THEN NULL ELSE now() END,
         worker_id = NULL,
         lease_expires_at = NULL,
+        cancel_requested_at = NULL,
         updated_at = now()
-    FROM expired
-    WHERE j.jid = expired.jid
+    FROM expired AS e
+    WHERE j.jid = e.jid
     RETURNING j.jid, j.queue, j.status
 ),
 counted AS (

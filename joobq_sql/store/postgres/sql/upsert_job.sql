@@ -26,4 +26,5 @@ SET status = EXCLUDED.status,
     finished_at = EXCLUDED.finished_at,
     worker_id = NULL,
     lease_expires_at = NULL,
+    cancel_requested_at = NULL,
     updated_at = now()

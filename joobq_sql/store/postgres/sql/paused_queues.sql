@@ -1,0 +1,1 @@
+SELECT queue FROM {schema}.queue_pauses

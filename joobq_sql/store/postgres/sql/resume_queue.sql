@@ -1,0 +1,1 @@
+DELETE FROM {schema}.queue_pauses WHERE queue = %(queue)s RETURNING queue
