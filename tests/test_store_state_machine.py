@@ -150,6 +150,26 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
             assert [r.jid for r in real] == [r.jid for r in model]
 
         @rule(jid=jids)
+        def retry(self, jid):
+            real, model = self.both("retry_jobs", [jid])
+            assert real == model
+
+        @rule(jid=jids)
+        def cancel(self, jid):
+            real, model = self.both("cancel_jobs", [jid])
+            assert real == model
+
+        @rule(target=jids, key=st.sampled_from(["k1", "k2"]), queue=st.sampled_from(QUEUES))
+        def enqueue_unique(self, key, queue):
+            job = NewJob(
+                jid=uuid4(), queue=queue, job_type="MachineJob", args={"n": 0}, unique_key=key
+            )
+            real, model = self.both("enqueue_jobs", [job])
+            assert real == model
+            self.known.update(real)
+            return real[0]
+
+        @rule(jid=jids)
         def mark_dead(self, jid):
             record = self.model.get_job(jid)
             if record is not None:
