@@ -7,7 +7,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from . import _validation as check
 from .errors import ConfigurationError
 from .job import Job
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
+from .scheduler.schedules import Schedule
 from .settings import QueueConfig, Settings
 from .store.base import Store
 from .store.records import NewJob, QueueStats
@@ -70,6 +71,7 @@ class JoobQ:
         self._store = store
         self._store_lock = threading.Lock()
         self.queues: dict[str, QueueDefinition] = {}
+        self.schedules: dict[str, Schedule] = {}
         self.middlewares: list[Middleware] = []
         self.errors = ErrorMonitor(
             window=self.settings.error_window,
@@ -156,6 +158,82 @@ class JoobQ:
                 _class_apps[klass] = self
         return definition
 
+    # -- schedules ---------------------------------------------------------------------------
+
+    def every(
+        self,
+        interval: timedelta | float,
+        job_class: type[Job],
+        *,
+        name: str | None = None,
+        misfire: str = "skip",
+        catch_up_limit: int = 1,
+        **fields: Any,
+    ) -> Schedule:
+        """Enqueue ``job_class(**fields)`` every `interval` (ticks aligned to the Unix epoch),
+        exactly once per tick however many worker processes run. After downtime, missed ticks
+        are skipped (`misfire="skip"`) or the latest `catch_up_limit` of them are enqueued
+        (`misfire="catch_up"`)."""
+        default = f"{_job_type(job_class)}:every:{interval}"
+        return self._add_schedule(
+            Schedule.every,
+            interval,
+            job_class,
+            name=name or default,
+            misfire=misfire,
+            catch_up_limit=catch_up_limit,
+            fields=fields,
+        )
+
+    def cron(
+        self,
+        pattern: str,
+        job_class: type[Job],
+        *,
+        tz: str = "UTC",
+        name: str | None = None,
+        misfire: str = "skip",
+        catch_up_limit: int = 1,
+        **fields: Any,
+    ) -> Schedule:
+        """Enqueue ``job_class(**fields)`` at each tick of the cron `pattern` (5 fields, or 6
+        with seconds first) in timezone `tz`, exactly once per tick across processes. The DST
+        rules are stated in joobq_sql/scheduler/cron.py."""
+        default = f"{_job_type(job_class)}:cron:{pattern}:{tz}"
+        return self._add_schedule(
+            lambda p, c, **o: Schedule.cron_pattern(p, tz, c, **o),
+            pattern,
+            job_class,
+            name=name or default,
+            misfire=misfire,
+            catch_up_limit=catch_up_limit,
+            fields=fields,
+        )
+
+    def _add_schedule(
+        self, make: Callable[..., Schedule], when: Any, job_class: type[Job], **options: Any
+    ) -> Schedule:
+        if not (isinstance(job_class, type) and issubclass(job_class, Job)):
+            raise ConfigurationError(f"a schedule needs a Job subclass, got {job_class!r}")
+        name = check.queue_name(options["name"], what="schedule name")
+        if name in self.schedules:
+            raise ConfigurationError(
+                f"schedule {name!r} is defined twice; give one of them name='...'"
+            )
+        try:
+            job_class(**options["fields"]).to_args()  # the fields must make a storable job now
+        except TypeError as exc:
+            raise ConfigurationError(f"schedule {name!r}: {exc}") from None
+        schedule = make(when, job_class, **options)
+        self.schedules[name] = schedule
+        with _apps_lock:
+            _class_apps.setdefault(job_class, self)
+        return schedule
+
+    def schedule_job(self, schedule: Schedule) -> NewJob:
+        """The job one tick of `schedule` enqueues."""
+        return self.new_job(schedule.job_class(**schedule.fields))
+
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware around every perform (usable as a decorator). Middlewares run in
         the order added, each as ``middleware(job, context, call_next)``."""
@@ -183,6 +261,7 @@ class JoobQ:
         priority: int | None = None,
         delay: float = 0.0,
         run_at: datetime | None = None,
+        unique_key: str | None = None,
     ) -> NewJob:
         """The row to insert for `job`: the class's options, else this application's defaults."""
         klass = type(job)
@@ -202,6 +281,8 @@ class JoobQ:
             delay=delay,
             run_at=run_at,
             expires_in=expires,
+            unique_key=job.unique_key() if unique_key is None else unique_key,
+            on_duplicate=klass.on_duplicate,
         )
 
     def enqueue(self, job: Job, *, connection: Any = None, **options: Any) -> UUID:
@@ -267,6 +348,10 @@ class JoobQ:
 def _sets_own(klass: type[Job], name: str) -> bool:
     """True when `klass` (or a base below Job) sets `name` itself, not inheriting Job's."""
     return any(name in c.__dict__ for c in klass.__mro__ if c is not Job and issubclass(c, Job))
+
+
+def _job_type(klass: Any) -> str:
+    return getattr(klass, "job_type", getattr(klass, "__name__", repr(klass)))
 
 
 def _sets_own_queue(klass: type[Job]) -> bool:

@@ -28,9 +28,13 @@ RESERVED_FIELD_NAMES = frozenset(
     {
         "jid", "queue", "retries", "max_retries", "expires", "expires_at", "priority",
         "timeout", "job_type", "status", "attempt", "run_at", "delay", "args", "error",
-        "connection", "worker_id",
+        "connection", "worker_id", "unique_key", "on_duplicate",
     }
 )  # fmt: skip
+
+
+class JobCancelled(Exception):
+    """Raised inside a job (by check_cancelled) to stop it after a cancel request."""
 
 
 class _class_or_instance:  # lower-case: it is used as a decorator, like classmethod
@@ -71,6 +75,9 @@ class Job:
     job_type: ClassVar[str]
     #: Exceptions not worth retrying: a run that raises one goes straight to dead.
     discard_on: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: What enqueueing a duplicate unique job does: "skip" (return the waiting or running
+    #: job's jid) or "raise" (DuplicateJobError). See unique_key().
+    on_duplicate: ClassVar[str] = "skip"
 
     _field_types: ClassVar[dict[str, Any]]
 
@@ -119,6 +126,27 @@ class Job:
     def __post_init__(self) -> None:
         self.jid = uuid7()
         self.attempt = 0
+        self._cancel = threading.Event()
+
+    # -- unique jobs and cooperative cancel --------------------------------------------------
+
+    def unique_key(self) -> str | None:
+        """Override to make jobs unique: while a job of this class with the same key waits or
+        runs, enqueueing another is skipped or refused (``on_duplicate``). None: not unique.
+        An enqueue call can also pass ``unique_key="..."``."""
+        return None
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone asked to cancel this running job (``jobs cancel``, the API).
+        A long job should check it, or call ``check_cancelled()``, between steps."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if a cancel was asked for: the job then ends as dead with reason
+        "cancelled", and is not retried."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"{type(self).__qualname__} {self.jid} was cancelled")
 
     # -- JSON ------------------------------------------------------------------------------
 
@@ -196,6 +224,7 @@ class Job:
         connection: Any = None,
         queue: str | None = None,
         priority: int | None = None,
+        unique_key: str | None = None,
         **fields: Any,
     ) -> UUID:
         """Enqueue a job, runnable now; return its jid.
@@ -207,7 +236,9 @@ class Job:
         from .app import enqueue_job
 
         job = _instance(target, fields)
-        return enqueue_job(job, connection=connection, queue=queue, priority=priority)
+        return enqueue_job(
+            job, connection=connection, queue=queue, priority=priority, unique_key=unique_key
+        )
 
     @classmethod
     def delay(

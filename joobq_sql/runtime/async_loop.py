@@ -32,15 +32,21 @@ class AsyncLoop:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
-        """Run `coroutine` on the loop and wait for it; JobTimeout (after cancelling it) when
-        it is not done within `timeout` seconds."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure())
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Start `coroutine` on the loop; cancelling the returned future cancels the task."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure())
+
+    def wait(self, future: concurrent.futures.Future[Any], timeout: float | None) -> Any:
+        """Wait for a submitted coroutine; JobTimeout (after cancelling it) when it is not done
+        within `timeout` seconds."""
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise JobTimeout(f"the job did not finish within {timeout:g}s") from None
+
+    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+        return self.wait(self.submit(coroutine), timeout)
 
     def cancel_all(self) -> None:
         """Cancel every task still running (after the shutdown grace period)."""

@@ -11,6 +11,8 @@ queue's throttle) are released at once on shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import inspect
 import logging
 import threading
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from ..job import Job
+from ..job import Job, JobCancelled
 from ..settings import Settings
 from ..store.base import Store
 from ..store.records import Failure, JobRecord
@@ -56,6 +58,7 @@ class _Run:
     is_async: bool
     state: str = "running"  # -> "done" (the worker reports) or "timed_out" (the watchdog does)
     started: float = field(default_factory=time.monotonic)
+    future: concurrent.futures.Future[Any] | None = None  # an async job's task, to cancel it
 
 
 class QueueRunner:
@@ -83,6 +86,7 @@ class QueueRunner:
         self.errors = errors
         self._stopping = threading.Event()
         self._finished = False
+        self._paused = False
         self.middlewares: list[Middleware] = list(middlewares)
         if throttle is not None:
             self.middlewares.insert(0, ThrottleMiddleware(throttle, self._stopping))
@@ -112,6 +116,27 @@ class QueueRunner:
     def wake(self) -> None:
         """New jobs may be waiting (a NOTIFY arrived): claim now instead of at the next poll."""
         self._wake.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """A paused queue starts no new job; on resume it claims at once."""
+        was_paused, self._paused = self._paused, paused
+        if was_paused and not paused:
+            self._wake.set()
+
+    def running_jids(self) -> list[UUID]:
+        with self._lock:
+            return list(self._runs)
+
+    def request_cancel(self, jid: UUID) -> None:
+        """Hand a cancel request to a running job: its flag for sync code, task cancellation
+        for async code."""
+        with self._lock:
+            run = self._runs.get(jid)
+        if run is None:
+            return
+        run.job._cancel.set()
+        if run.future is not None:
+            run.future.cancel()
 
     def held_jids(self) -> set[UUID]:
         with self._lock:
@@ -143,6 +168,8 @@ class QueueRunner:
     # -- fetching ----------------------------------------------------------------------------
 
     def _claim_size(self) -> int:
+        if self._paused:
+            return 0
         with self._lock:
             free = self.workers - len(self._buffer) - len(self._runs)
         return max(0, min(self.settings.worker_batch_size, free))
@@ -273,6 +300,10 @@ class QueueRunner:
             failure = exc
         if not self._finish(run):
             return  # the watchdog timed it out and reported it
+        if failure is not None and _is_cancellation(failure) and run.job.cancel_requested:
+            self.counters["failed"] += 1
+            self.acker.fail(self._failure(run, failure, cancelled=True))
+            return
         if failure is None:
             self.counters["succeeded"] += 1
             self.acker.complete(record.completion)
@@ -284,7 +315,10 @@ class QueueRunner:
         result = run.job.perform()
         if inspect.isawaitable(result):
             remaining = None if run.deadline is None else max(run.deadline - time.monotonic(), 0)
-            return self.async_loop.run(_await(result), remaining)
+            run.future = self.async_loop.submit(_await(result))
+            if run.job.cancel_requested:  # asked before the task existed
+                run.future.cancel()
+            return self.async_loop.wait(run.future, remaining)
         return result
 
     def _finish(self, run: _Run) -> bool:
@@ -298,7 +332,7 @@ class QueueRunner:
         self._wake.set()  # a slot is free: claim for it now rather than at the next poll
         return True
 
-    def _failure(self, run: _Run, exc: BaseException) -> Failure:
+    def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool = False) -> Failure:
         record, klass = run.record, type(run.job)
         details = error_details(
             exc,
@@ -317,6 +351,8 @@ class QueueRunner:
             type(exc).__qualname__,
             exc,
         )
+        if cancelled:
+            return Failure(record.jid, record.attempt, self.worker_id, details, None, "cancelled")
         if not isinstance(exc, JobTimeout) and not is_retryable(klass, exc):
             reason = f"not retryable: {type(exc).__qualname__}: {exc}"[:500]
             return Failure(record.jid, record.attempt, self.worker_id, details, None, reason)
@@ -379,3 +415,10 @@ class QueueRunner:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """How a cancelled run ends: JobCancelled from check_cancelled, or a cancelled task."""
+    return isinstance(
+        exc, JobCancelled | asyncio.CancelledError | concurrent.futures.CancelledError
+    )

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from ..scheduler.runner import SchedulerRunner
 from ..store.postgres.store import PostgresStore
 from .acker import Acker
 from .async_loop import AsyncLoop
+from .control_watcher import ControlWatcher
 from .heartbeat import Heartbeat
 from .maintenance import CompletedPruner, DeadPurger, ExpirySweeper, LeaseRescuer, Maintainer
 from .queue_runner import QueueRunner
@@ -87,6 +89,14 @@ class Worker:
                 on_wake=self._wake_queue,
                 on_reconnect=self._wake_all,
             )
+        self.control = ControlWatcher(
+            store, self.runners, worker_id=self.worker_id, interval=settings.poll_interval
+        )
+        self.scheduler = (
+            SchedulerRunner(store, list(app.schedules.values()), new_job=app.schedule_job)
+            if app.schedules
+            else None
+        )
         self._stopped = threading.Event()
         self._hurry = threading.Event()
 
@@ -117,10 +127,13 @@ class Worker:
         self.acker.start()
         if self.listener is not None:
             self.listener.start()
+        self.control.start()
         for runner in self.runners.values():
             runner.start()
         self.heartbeat.start()
         self.maintainer.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
         logger.info("worker %s running queues %s", self.worker_id, sorted(self.runners))
 
     def stop(self, grace: float | None = None) -> bool:
@@ -130,6 +143,8 @@ class Worker:
         if self._stopped.is_set():
             return True
         grace = self.settings.shutdown_grace if grace is None else grace
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for runner in self.runners.values():
             runner.begin_shutdown()
         deadline = time.monotonic() + grace
@@ -151,6 +166,7 @@ class Worker:
         for runner in self.runners.values():
             runner.finish()
         self.acker.stop(timeout=10.0)
+        self.control.stop()
         self.heartbeat.stop()
         self.maintainer.stop()
         if self.listener is not None:
