@@ -334,6 +334,25 @@ class JoobQ:
             )
         return [self.queues[name] for name in dict.fromkeys(names)]
 
+    # -- operating the queues ------------------------------------------------------------------
+
+    def cancel(self, *jids: UUID) -> dict[UUID, str]:
+        """Cancel jobs: waiting ones never run ("cancelled"); running ones are asked to stop
+        ("requested": a sync job sees ``cancel_requested``, an async job is cancelled)."""
+        return self.store.cancel_jobs(list(jids), dead_letter_ttl=self.settings.dead_letter_ttl)
+
+    def retry(self, *jids: UUID) -> list[UUID]:
+        """Run jobs now; a dead job is re-driven with a fresh retry budget, errors kept."""
+        return self.store.retry_jobs(list(jids))
+
+    def pause(self, queue: str) -> bool:
+        """Pause `queue` in every worker (within one poll interval); True if it was running."""
+        return self.store.pause_queue(queue)
+
+    def resume(self, queue: str) -> bool:
+        """Resume a paused `queue`; True if it was paused."""
+        return self.store.resume_queue(queue)
+
     def stats(self) -> dict[str, QueueStats]:
         """Per queue: what it holds now and its running totals (one cheap query)."""
         return self.store.queue_stats()
