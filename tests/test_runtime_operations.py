@@ -117,7 +117,7 @@ def test_a_running_job_stops_when_cancelled(make_app, job_class) -> None:
     jid = job_class.enqueue()
     start(app)
     wait_until(lambda: len(log) == 1, what="the job started")
-    assert app.store.cancel_jobs([jid]) == {jid: "requested"}
+    assert app.cancel(jid) == {jid: "requested"}
     dead = wait_until(
         lambda: (r := app.store.get_job(jid)) and r.status is JobStatus.DEAD and r,
         timeout=10,
@@ -144,7 +144,7 @@ def test_a_redriven_dead_job_runs_again_and_keeps_its_errors(make_app) -> None:
         lambda: (r := app.store.get_job(jid)) and r.status is JobStatus.DEAD and r, timeout=10
     )
     assert len(dead.errors) == 1 and dead.dead_reason == "retries exhausted"
-    assert app.store.retry_jobs([jid]) == [jid]
+    assert app.retry(jid) == [jid]
     wait_until(lambda: ("run", 2) in log.snapshot(), timeout=10, what="the re-driven run")
     wait_until(lambda: app.store.get_job(jid) is None, what="completed")
     rerun = seen[-1]
@@ -154,7 +154,7 @@ def test_a_redriven_dead_job_runs_again_and_keeps_its_errors(make_app) -> None:
 def test_a_paused_queue_runs_nothing_new_until_resumed(make_app) -> None:
     app = make_app(poll_interval=0.1)
     app.queue("default", workers=1, jobs=[OpsHello])
-    app.store.pause_queue("default")
+    assert app.pause("default") is True
     worker = start(app)
     runner = worker.runners["default"]
     for n in range(3):
@@ -164,7 +164,7 @@ def test_a_paused_queue_runs_nothing_new_until_resumed(make_app) -> None:
     wait_until(lambda: worker.control.errors == 0 and app.store.queue_size("default") == 3)
     assert log.snapshot() == [] and runner.counters["claimed"] == 0
     assert app.stats()["default"].paused is True
-    app.store.resume_queue("default")
+    assert app.resume("default") is True
     wait_until(lambda: len(log) == 3, timeout=5, what="jobs ran after resume")
 
 
