@@ -83,8 +83,7 @@ def _database_error(exc: BaseException, *, where: str, source: str) -> CliError:
     message = str(exc)
     if match := _PASSWORD_FAILED.search(message):
         return CliError(
-            f'password authentication failed for user "{match[1]}"; '
-            f"check the password in {source}"
+            f'password authentication failed for user "{match[1]}"; check the password in {source}'
         )
     if "no password supplied" in message:
         return CliError(f"the server at {where} asks for a password; add it to {source}")

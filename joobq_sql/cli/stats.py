@@ -1,0 +1,105 @@
+"""`joobq-sql stats [--watch]`: what each queue holds now, and its running totals."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..store.records import COUNTER_NAMES, QueueStats
+from ._context import CliContext, json_option, pass_cli
+from ._output import age, emit_json, make_table, stdout_console
+
+COLUMNS = [
+    "queue",
+    "waiting",
+    "due later",
+    "running",
+    "retrying",
+    "dead",
+    "completed",
+    "oldest waiting",
+    "| completed total",
+    "retried",
+    "dead total",
+    "expired",
+    "rescued",
+]
+
+
+def stats_document(stats: QueueStats) -> dict[str, Any]:
+    return {
+        "queue": stats.queue,
+        "paused": getattr(stats, "paused", False),
+        "waiting": stats.waiting,
+        "due_later": stats.due_later,
+        "running": stats.running,
+        "retrying": stats.retrying,
+        "dead": stats.dead,
+        "completed": stats.completed,
+        "oldest_waiting_age": stats.oldest_waiting_age,
+        "totals": dict(stats.totals),
+    }
+
+
+def stats_table(all_stats: dict[str, QueueStats]) -> Table:
+    rows = []
+    for s in all_stats.values():
+        name = f"{s.queue} (paused)" if getattr(s, "paused", False) else s.queue
+        now = (s.waiting, s.due_later, s.running, s.retrying, s.dead, s.completed)
+        rows.append([name, *now, age(s.oldest_waiting_age), *(s.totals[n] for n in COUNTER_NAMES)])
+    if not rows:
+        rows.append(["(no queues yet)", *[""] * (len(COLUMNS) - 1)])
+    return make_table(COLUMNS, rows)
+
+
+@click.command(name="stats")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between refreshes with --watch.",
+)
+@json_option
+@pass_cli
+def command(cli: CliContext, watch: bool, interval: float) -> None:
+    """Per queue: waiting, due later, running, retrying, dead, completed, the oldest waiting
+    job's age, and the totals (completed, retried, dead, expired, rescued)."""
+    store = cli.store()
+    if not watch:
+        _show(cli, store.queue_stats())
+        return
+    try:
+        if cli.json or not stdout_console().is_terminal:
+            # Piped: one snapshot per interval (JSON lines with --json), never redrawn.
+            while True:
+                _show(cli, store.queue_stats(), compact=True)
+                time.sleep(interval)
+        with Live(console=stdout_console(), auto_refresh=False) as live:
+            while True:
+                stamp = Text(f"every {interval:g}s, Ctrl-C to stop", style="dim")
+                live.update(Group(stats_table(store.queue_stats()), stamp), refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --watch ends: a success
+
+
+def _show(cli: CliContext, all_stats: dict[str, QueueStats], *, compact: bool = False) -> None:
+    if cli.json:
+        documents = [stats_document(s) for s in all_stats.values()]
+        if compact:
+            import json
+
+            click.echo(json.dumps({"queues": documents}, default=str))
+        else:
+            emit_json({"queues": documents})
+    else:
+        stdout_console().print(stats_table(all_stats))

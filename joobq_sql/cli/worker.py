@@ -1,0 +1,130 @@
+"""`joobq-sql worker --app module:attr`: run an application's queues, as `app.run()` does."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+import click
+from click.core import ParameterSource
+
+from ._apps import import_app
+from ._context import CliContext, check_migrated, pass_cli, start_embedded
+from ._supervisor import supervise
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@click.command(name="worker")
+@click.option(
+    "--app",
+    "app_reference",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="The JoobQ application, e.g. myproject.jobs:app.",
+)
+@click.option("--queues", metavar="A,B", help="Run only these queues (default: all).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes to run, each with every selected queue.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Jobs at once per queue and process (overrides each queue's workers).",
+)
+@click.option("--log-level", type=click.Choice(_LOG_LEVELS), default="info", show_default=True)
+@pass_cli
+@click.pass_context
+def command(
+    ctx: click.Context,
+    cli: CliContext,
+    app_reference: str,
+    queues: str | None,
+    processes: int,
+    threads: int | None,
+    log_level: str,
+) -> None:
+    """Run the application's workers until SIGTERM or SIGINT, then drain them and exit 0.
+
+    --database-url and --schema reach the application as JOOBQ_DATABASE_URL and JOOBQ_SCHEMA
+    (an application that sets its own database in code keeps it). With --processes N, N child
+    processes run and each signal is passed on to them.
+    """
+    _export_database_options(ctx, cli)
+    app = import_app(app_reference)
+    names = _selected_queues(app, queues)
+    if app.settings.database_url is None and getattr(app, "_store", None) is None:
+        # The application falls back to the embedded server: start it here, once, say so, and
+        # hand its URL to any child processes so that they do not race to start it too.
+        os.environ["JOOBQ_DATABASE_URL"] = start_embedded(schema=app.settings.schema, migrate=True)
+    else:
+        cli._url = app.settings.database_url  # for the advice in error messages
+    _check_store(app)
+    if processes > 1:
+        ctx.exit(supervise(_child_argv(cli, app_reference, queues, threads, log_level), processes))
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=log_level.upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    if threads is not None:
+        for name in names or list(app.queues):
+            app.queues[name] = dataclasses.replace(app.queues[name], workers=threads)
+    try:
+        code = app.run(names)
+    finally:
+        app.close()
+    ctx.exit(code)
+
+
+def _export_database_options(ctx: click.Context, cli: CliContext) -> None:
+    if cli.database_url:
+        os.environ["JOOBQ_DATABASE_URL"] = cli.database_url
+    root = ctx.find_root()
+    if root.get_parameter_source("schema") is ParameterSource.COMMANDLINE:
+        os.environ["JOOBQ_SCHEMA"] = cli.schema
+
+
+def _selected_queues(app: object, queues: str | None) -> list[str] | None:
+    if queues is None:
+        return None
+    names = list(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
+    defined = getattr(app, "queues", {})
+    unknown = [name for name in names if name not in defined]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"unknown queues {unknown or queues!r}; the application defines {sorted(defined)}",
+            param_hint="'--queues'",
+        )
+    return names
+
+
+def _check_store(app: object) -> None:
+    """Fail now, with advice, if the database is unreachable or not migrated."""
+    from ..store.postgres.store import PostgresStore
+
+    store = app.store  # type: ignore[attr-defined]
+    if isinstance(store, PostgresStore):
+        check_migrated(store.engine, store.schema)
+
+
+def _child_argv(
+    cli: CliContext, app_reference: str, queues: str | None, threads: int | None, log_level: str
+) -> list[str]:
+    argv = [sys.executable, "-m", "joobq_sql"]
+    if cli.traceback:
+        argv.append("--traceback")
+    argv += ["worker", "--app", app_reference, "--processes", "1", "--log-level", log_level]
+    if queues is not None:
+        argv += ["--queues", queues]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
+    return argv
