@@ -3,17 +3,23 @@ enqueue and stats. Each test has a database of its own (the `database_url` fixtu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from joobq_sql import NewJob
 from tests.cli_app import REPO_ROOT, cli_env, run_cli
 from tests.conftest import libpq_url
 from tests.helpers import wait_until
@@ -114,6 +120,46 @@ def test_a_wrong_password_is_one_line_that_says_to_check_it(admin_url: str) -> N
             conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
+@contextlib.contextmanager
+def server_refusing_password(user: str) -> Iterator[int]:
+    """A TCP listener that speaks just enough of PostgreSQL's protocol to refuse a password the
+    way a server does (SQLSTATE 28P01); yields its port. It lets the wrong-password advice be
+    tested when the test server trusts every connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    message = f'password authentication failed for user "{user}"'
+    fields = b"SFATAL\0VFATAL\0C28P01\0M" + message.encode() + b"\0\0"
+    refusal = b"E" + struct.pack("!i", len(fields) + 4) + fields
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    while True:
+                        length, code = struct.unpack("!ii", conn.recv(8, socket.MSG_WAITALL))
+                        if code in (80877103, 80877104):  # SSL / GSS encryption request: no
+                            conn.sendall(b"N")
+                            continue
+                        conn.recv(length - 8, socket.MSG_WAITALL)  # the startup packet
+                        conn.sendall(refusal)
+                        break
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_refused_password_is_one_line_that_says_to_check_it() -> None:
+    with server_refusing_password("app") as port:
+        result = run_cli(f"postgresql://app:wrong-pw@127.0.0.1:{port}/app", "jobs", "list")
+    assert_one_line_error(
+        result, 'password authentication failed for user "app"', "JOOBQ_DATABASE_URL"
+    )
+    assert "wrong-pw" not in result.stderr
+
+
 def test_an_unmigrated_database_says_to_run_migrate(fresh_database_url: str) -> None:
     for command in (["stats"], ["jobs", "list"], ["enqueue", "Anything"]):
         result = run_cli(fresh_database_url, *command)
@@ -140,8 +186,6 @@ def test_migrate_upgrades_reports_and_downgrades(fresh_database_url: str) -> Non
     upgraded = run_cli(url, "migrate")  # upgrade is the default
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"from base to {head}" in upgraded.stdout
-    assert json.loads(run_cli(url, "migrate", "current", "--json").stdout)["up_to_date"] is True
-    assert run_cli(url, "stats").returncode == 0
 
     history = json.loads(run_cli(url, "migrate", "history", "--json").stdout)
     revisions = [entry["revision"] for entry in history]
@@ -156,6 +200,7 @@ def test_migrate_upgrades_reports_and_downgrades(fresh_database_url: str) -> Non
     assert run_cli(url, "migrate", "upgrade", "no-such-revision").returncode == 2
     assert run_cli(url, "migrate", "upgrade").returncode == 0
     assert "already at revision" in run_cli(url, "migrate").stdout
+    assert json.loads(run_cli(url, "migrate", "current", "--json").stdout)["up_to_date"] is True
 
 
 def test_migrate_sql_prints_the_script_without_a_database(tmp_path: Path) -> None:
@@ -273,9 +318,9 @@ def test_enqueue_file_writes_batches_and_stops_at_a_bad_line(database_url, pg, t
 # -- stats --------------------------------------------------------------------------------------
 
 
-def test_stats_prints_a_table_and_json(database_url: str) -> None:
+def test_stats_prints_a_table_and_json(database_url: str, pg_store) -> None:
     for queue in ("mail", "mail", "reports"):
-        assert run_cli(database_url, "enqueue", "Ping", "--queue", queue).returncode == 0
+        pg_store.enqueue_jobs([NewJob(jid=uuid.uuid4(), queue=queue, job_type="Ping", args={})])
     table = run_cli(database_url, "stats")
     assert table.returncode == 0, table.stderr
     assert "mail" in table.stdout and "oldest waiting" in table.stdout

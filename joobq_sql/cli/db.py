@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from .. import embedded
-from ..settings import mask_password
 from ._context import CliContext, json_option, pass_cli, start_embedded
 from ._output import emit_json
 
@@ -63,7 +62,7 @@ def status(cli: CliContext) -> None:
     """Say whether the server runs, where its data lives, and its URL (exit 0 either way)."""
     data = embedded.data_directory()
     pid = _server_pid(data)
-    url = mask_password(embedded.server_url()) if pid is not None else None
+    url = _without_password(embedded.server_url()) if pid is not None else None
     if cli.json:
         emit_json({"running": pid is not None, "pid": pid, "data_directory": str(data), "url": url})
         return
@@ -80,8 +79,17 @@ def url(cli: CliContext) -> None:
     _describe(cli, start_embedded(schema=cli.schema, migrate=True), url_only=True)
 
 
+def _without_password(url: str) -> str:
+    """The server trusts local connections: a URL needs no password, so none is shown."""
+    from sqlalchemy.engine import make_url
+
+    # URL.set() ignores None; the URL is a NamedTuple, so _replace drops the password.
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+
+
 def _describe(cli: CliContext, url: str, *, url_only: bool = False) -> None:
     data = embedded.data_directory()
+    url = _without_password(url)
     if cli.json:
         emit_json({"running": True, "data_directory": str(data), "url": url})
     elif url_only:
