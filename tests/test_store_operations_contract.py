@@ -260,3 +260,24 @@ def test_a_unique_scheduled_job_is_skipped_while_the_last_one_runs(store: Store)
     assert store.enqueue_tick("s", t0 + timedelta(seconds=1), new_job(2, unique_key="s")) is False
     assert store.queue_size("ops") == 1
     assert store.last_ticks()["s"] == t0 + timedelta(seconds=1)
+
+
+def test_a_dead_unique_job_is_not_redriven_while_its_key_is_held(store: Store) -> None:
+    dead = store.enqueue_jobs([new_job(1, unique_key="k", max_retries=0)])[0]
+    kill(store, dead)
+    holder = store.enqueue_jobs([new_job(2, unique_key="k")])[0]
+    assert holder != dead
+    assert store.retry_jobs([dead]) == []
+    assert store.retry_dead() == []
+    assert store.get_job(dead).status is JobStatus.DEAD
+    store.delete_jobs([holder])
+    assert store.retry_jobs([dead]) == [dead]
+
+
+def test_of_two_dead_jobs_with_one_key_only_the_oldest_is_redriven(store: Store) -> None:
+    first = store.enqueue_jobs([new_job(1, unique_key="k", max_retries=0)])[0]
+    kill(store, first)
+    second = store.enqueue_jobs([new_job(2, unique_key="k", max_retries=0)])[0]
+    kill(store, second)
+    assert store.retry_jobs([second, first]) == [first]
+    assert store.get_job(second).status is JobStatus.DEAD

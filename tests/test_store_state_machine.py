@@ -16,7 +16,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
 
-from joobq_sql import Completion, Failure, Job, JobStatus, MemoryStore, NewJob, PostgresStore
+from joobq_sql import (
+    Completion,
+    DuplicateJobError,
+    Failure,
+    Job,
+    JobStatus,
+    MemoryStore,
+    NewJob,
+    PostgresStore,
+)
 from tests.conftest import libpq_url
 
 QUEUES = ("alpha", "beta")
@@ -56,9 +65,16 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
             self.claims: dict[UUID, tuple[int, str]] = {}
 
         def both(self, method: str, *args, **kwargs):
-            real = getattr(self.real, method)(*args, **kwargs)
-            model = getattr(self.model, method)(*args, **kwargs)
-            return real, model
+            """Call `method` on both stores: they must return alike, or raise alike."""
+            outcomes = []
+            for store in (self.real, self.model):
+                try:
+                    outcomes.append(("ok", getattr(store, method)(*args, **kwargs)))
+                except DuplicateJobError as exc:
+                    outcomes.append(("raised", type(exc)))
+            (real_kind, real), (model_kind, model) = outcomes
+            assert real_kind == model_kind, (method, outcomes)
+            return (real, model) if real_kind == "ok" else (None, None)
 
         @rule(
             target=jids,

@@ -478,6 +478,17 @@ class MemoryStore(MemoryOperations, Store):
                 "finished_at": now if dead else None,
             }
             row = self._jobs.get(new["jid"])
+            waking = status is not _DEAD and (
+                row is None or row.status in (_DEAD, JobStatus.COMPLETED)
+            )
+            if waking and row is not None and row.unique_key is not None:
+                holder = self._unique_holder(row.job_type, row.unique_key)
+                if holder is not None and holder != row.jid:
+                    # PostgreSQL's jobs_unique_key_idx refuses this UPDATE the same way.
+                    raise DuplicateJobError(
+                        "that would make a second waiting or running job with the same unique "
+                        f"key ({row.job_type}, {row.unique_key}); nothing was changed"
+                    )
             if row is None:
                 self._insert(now, **new, **state, run_at=target)
             else:

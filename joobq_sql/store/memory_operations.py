@@ -96,7 +96,10 @@ class MemoryOperations:
             )
             return [self._out(r) for r in rows[offset : offset + limit]]
 
-    def _redrive(self, row: JobRecord, now: datetime) -> None:
+    def _redrive(self, row: JobRecord, now: datetime) -> bool:
+        """Re-drive a dead job; False (and no change) when its unique key is held."""
+        if row.unique_key is not None and self._unique_holder(row.job_type, row.unique_key):
+            return False
         expired = row.expires_at is not None and row.expires_at <= now
         self._update(
             row,
@@ -109,6 +112,7 @@ class MemoryOperations:
             dead_expires_at=None,
             finished_at=None,
         )
+        return True
 
     def retry_jobs(self, jids: Sequence[UUID]) -> list[UUID]:
         wanted = set(_uuids(jids, "retry_jobs"))
@@ -122,12 +126,14 @@ class MemoryOperations:
                 lambda r: r.seq,
                 None,
             )
+            changed = []
             for row in rows:
-                if row.status is JobStatus.DEAD:
-                    self._redrive(row, now)
-                else:
+                if row.status is not JobStatus.DEAD:
                     self._update(row, now, run_at=min(row.run_at, now))
-            return [row.jid for row in rows]
+                elif not self._redrive(row, now):
+                    continue
+                changed.append(row.jid)
+            return changed
 
     def retry_dead(self, *, queue: str | None = None, limit: int = 1000) -> list[UUID]:
         if queue is not None:
@@ -140,9 +146,7 @@ class MemoryOperations:
                 lambda r: (r.finished_at or now, r.seq),
                 limit,
             )
-            for row in rows:
-                self._redrive(row, now)
-            return [row.jid for row in rows]
+            return [row.jid for row in rows if self._redrive(row, now)]
 
     def cancel_jobs(
         self, jids: Sequence[UUID], *, dead_letter_ttl: float | None = None

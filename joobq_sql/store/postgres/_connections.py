@@ -101,9 +101,14 @@ def _translated_errors() -> Iterator[None]:
             "migrate the database first: joobq-sql migrate (or joobq_sql.migrate.upgrade(url))"
         ) from exc
     except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != "jobs_pkey":
-            raise
-        raise DuplicateJobError(
-            f"a job with the same jid is already stored ({exc.diag.message_detail}); "
-            "nothing of this batch was written"
-        ) from exc
+        if exc.diag.constraint_name == "jobs_pkey":
+            raise DuplicateJobError(
+                f"a job with the same jid is already stored ({exc.diag.message_detail}); "
+                "nothing of this batch was written"
+            ) from exc
+        if exc.diag.constraint_name == "jobs_unique_key_idx":
+            raise DuplicateJobError(
+                "that would make a second waiting or running job with the same unique key "
+                f"({exc.diag.message_detail}); nothing was changed"
+            ) from exc
+        raise
