@@ -124,7 +124,7 @@ KINDS = (
 )
 QUEUES = tuple(kind.queue for kind in KINDS)
 #: Seconds the recurring job keeps being enqueued.
-RECURRING_FOR = 3.0
+RECURRING_FOR = 3.5
 
 
 @dataclass(frozen=True)

@@ -264,8 +264,9 @@ def test_enqueue_at_a_time_with_a_zone_and_json_output(database_url: str) -> Non
         (["--at", "2030-01-31T09:00:00"], "'2030-01-31T09:00:00' has no time zone"),
         (["--delay", "soon"], "delay"),
         (["--delay", "5", "--at", "2030-01-31T09:00:00Z"], "not both"),
+        (["--queue", ""], "queue name must not be empty"),
     ],
-    ids=["bad-json", "not-an-object", "naive-time", "bad-delay", "delay-and-at"],
+    ids=["bad-json", "not-an-object", "naive-time", "bad-delay", "delay-and-at", "empty-queue"],
 )
 def test_enqueue_refuses_bad_arguments_as_bad_usage(database_url, arguments, message) -> None:
     result = run_cli(database_url, "enqueue", "Ping", *arguments)

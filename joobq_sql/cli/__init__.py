@@ -22,8 +22,8 @@ class _Root(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click prints these itself (a closed pipe, as in `| head`, exits quietly)
         except Exception as exc:
             cli_ctx = ctx.find_object(CliContext) or CliContext()
             error = translate(

@@ -148,6 +148,23 @@ def check_migrated(target: Any, schema: str) -> None:
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
 
+class _QueueName(click.ParamType):
+    """A queue name, checked like the store checks it, so a bad one is bad usage (exit 2)."""
+
+    name = "QUEUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .. import _validation
+
+        try:
+            return _validation.queue_name(value)
+        except (TypeError, ValueError) as exc:
+            self.fail(str(exc), param, ctx)
+
+
+QUEUE = _QueueName()
+
+
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.ensure_object(CliContext).json = True

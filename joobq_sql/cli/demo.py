@@ -25,7 +25,7 @@ LIVE_COLUMNS = ["kind", "shows", "waiting", "running", "retrying", "completed", 
 SUMMARY_COLUMNS = ["kind", "queue", "shows", "enqueued", "completed", "dead", "runs"]
 
 
-@click.command(name="demo")
+@click.command(name="demo", short_help="Watch a mix of jobs run (embedded database).")
 @click.option("--verbose", is_flag=True, help="Show the workers' log on stderr.")
 @json_option
 @pass_cli
@@ -79,7 +79,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.console.is_terminal:
-            self.live = Live(console=self.console, auto_refresh=False, transient=False)
+            self.live = Live(console=self.console, auto_refresh=False, transient=True)
             self.live.__enter__()
         return self
 

@@ -20,7 +20,7 @@ from ..errors import ConfigurationError, JoobQError
 from ..settings import Settings, parse_duration
 from ..store.records import NewJob
 from ._apps import import_app
-from ._context import CliContext, json_option, pass_cli
+from ._context import QUEUE, CliContext, json_option, pass_cli
 from ._errors import CliError
 from ._output import emit_json, progress_bar
 
@@ -66,7 +66,7 @@ def _args_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
-@click.command(name="enqueue")
+@click.command(name="enqueue", short_help="Enqueue a job, or many from a file.")
 @click.argument("job_type")
 @click.option("--args", "args_text", metavar="JSON", help="The job's args, a JSON object.")
 @click.option(
@@ -76,7 +76,7 @@ def _args_object(text: str, what: str) -> dict[str, Any]:
     metavar="PATH",
     help="Enqueue one job per line: each line an args object (JSON lines).",
 )
-@click.option("--queue", help="Queue (default: the class's, else the default queue).")
+@click.option("--queue", type=QUEUE, help="Queue (default: the class's, else the default queue).")
 @click.option("--delay", type=_Duration(), help="Run after this long (30, 30s, 5m).")
 @click.option("--at", "run_at", type=_AwareTime(), help="Run at this time zone-aware time.")
 @click.option("--priority", type=click.IntRange(-32768, 32767), help="Higher runs first.")

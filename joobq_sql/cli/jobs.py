@@ -15,7 +15,7 @@ import click
 
 from ..status import JobStatus
 from ..store.records import JobRecord
-from ._context import CliContext, json_option, pass_cli
+from ._context import QUEUE, CliContext, json_option, pass_cli
 from ._errors import CliError
 from ._output import emit_json, print_table, when
 
@@ -25,7 +25,7 @@ STATUSES = [status.value for status in JobStatus]
 def list_options(function: Any) -> Any:
     for decorator in reversed(
         [
-            click.option("--queue", help="Only this queue."),
+            click.option("--queue", type=QUEUE, help="Only this queue."),
             click.option("--type", "job_type", metavar="JOB_TYPE", help="Only this job type."),
             click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True),
             click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True),

@@ -17,7 +17,7 @@ from ._errors import CliError
 from ._output import emit_json, print_table
 
 
-@click.group(name="migrate", invoke_without_command=True)
+@click.group(name="migrate", invoke_without_command=True, short_help="Migrate joobq's tables.")
 @json_option
 @click.pass_context
 def command(ctx: click.Context) -> None:

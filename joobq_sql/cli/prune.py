@@ -12,7 +12,7 @@ from ._output import emit_json, progress_bar
 BATCH = 1000
 
 
-@click.command(name="prune")
+@click.command(name="prune", short_help="Expire, purge and prune old jobs now.")
 @json_option
 @pass_cli
 def command(cli: CliContext) -> None:

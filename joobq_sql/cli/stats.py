@@ -58,7 +58,7 @@ def stats_table(all_stats: dict[str, QueueStats]) -> Table:
     return make_table(COLUMNS, rows)
 
 
-@click.command(name="stats")
+@click.command(name="stats", short_help="Show a table per queue (--watch: live).")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option(
     "--interval",

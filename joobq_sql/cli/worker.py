@@ -10,6 +10,7 @@ import sys
 import click
 from click.core import ParameterSource
 
+from ..app import JoobQ
 from ._apps import import_app
 from ._context import CliContext, check_migrated, pass_cli, start_embedded
 from ._supervisor import supervise
@@ -17,7 +18,7 @@ from ._supervisor import supervise
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@click.command(name="worker")
+@click.command(name="worker", short_help="Run an application's workers.")
 @click.option(
     "--app",
     "app_reference",
@@ -93,11 +94,11 @@ def _export_database_options(ctx: click.Context, cli: CliContext) -> None:
         os.environ["JOOBQ_SCHEMA"] = cli.schema
 
 
-def _selected_queues(app: object, queues: str | None) -> list[str] | None:
+def _selected_queues(app: JoobQ, queues: str | None) -> list[str] | None:
     if queues is None:
         return None
     names = list(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
-    defined = getattr(app, "queues", {})
+    defined = app.queues
     unknown = [name for name in names if name not in defined]
     if not names or unknown:
         raise click.BadParameter(
@@ -107,11 +108,11 @@ def _selected_queues(app: object, queues: str | None) -> list[str] | None:
     return names
 
 
-def _check_store(app: object) -> None:
+def _check_store(app: JoobQ) -> None:
     """Fail now, with advice, if the database is unreachable or not migrated."""
     from ..store.postgres.store import PostgresStore
 
-    store = app.store  # type: ignore[attr-defined]
+    store = app.store
     if isinstance(store, PostgresStore):
         check_migrated(store.engine, store.schema)
 
