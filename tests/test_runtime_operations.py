@@ -157,12 +157,14 @@ def test_a_paused_queue_runs_nothing_new_until_resumed(make_app) -> None:
     assert app.pause("default") is True
     worker = start(app)
     runner = worker.runners["default"]
+    wait_until(lambda: runner._paused, what="the pause seen")
     for n in range(3):
         OpsHello.enqueue(n=n)
-    # Paused: the fetcher may wake and look, but claims nothing.
-    wait_until(lambda: runner._paused, what="the pause seen")
-    wait_until(lambda: worker.control.errors == 0 and app.store.queue_size("default") == 3)
+    # Paused: the fetcher wakes (NOTIFY, polls) and looks, but claims nothing.
+    passes = runner.counters["passes"]
+    wait_until(lambda: runner.counters["passes"] >= passes + 3, what="three fetcher passes")
     assert log.snapshot() == [] and runner.counters["claimed"] == 0
+    assert app.store.queue_size("default") == 3
     assert app.stats()["default"].paused is True
     assert app.resume("default") is True
     wait_until(lambda: len(log) == 3, timeout=5, what="jobs ran after resume")

@@ -103,7 +103,14 @@ class QueueRunner:
         self._watchdog = threading.Thread(
             target=self._watch_loop, name=f"joobq-watchdog-{name}", daemon=True
         )
-        self.counters = {"claimed": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "released": 0}
+        self.counters = {
+            "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
+            "claimed": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "timed_out": 0,
+            "released": 0,
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -177,6 +184,7 @@ class QueueRunner:
     def _fetch_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            self.counters["passes"] += 1
             want = self._claim_size()
             if want:
                 try:
