@@ -108,3 +108,25 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         **kwargs,
     )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit 1, one `error:` line on stderr containing each of `expected`, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("using the")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit 2, and one `error:` line on stderr containing each of `expected`."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]

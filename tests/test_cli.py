@@ -20,23 +20,17 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from joobq_sql import NewJob
-from tests.cli_app import REPO_ROOT, cli_env, run_cli
+from tests.cli_app import (
+    REPO_ROOT,
+    assert_one_line_error,
+    assert_usage_error,
+    cli_env,
+    run_cli,
+)
 from tests.conftest import libpq_url
 from tests.helpers import wait_until
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:
-    """Exit 1, one `error:` line on stderr containing each of `expected`, no traceback."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if not line.startswith("using the")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def jobs_in(pg: psycopg.Connection, queue: str) -> int:
@@ -64,12 +58,15 @@ def test_help_lists_every_command_and_python_m_is_the_same_program() -> None:
         assert f"  {name}" in result.stdout
     version = run_cli(None, "--version")
     assert version.returncode == 0 and "joobq-sql" in version.stdout
+    script = Path(sys.executable).with_name("joobq-sql")  # the console script of the install
+    if script.exists():
+        installed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+        assert installed.returncode == 0 and installed.stdout == result.stdout
 
 
 def test_an_unknown_option_is_bad_usage() -> None:
     result = run_cli(UNREACHABLE, "stats", "--no-such-option")
-    assert result.returncode == 2
-    assert "No such option" in result.stderr
+    assert_usage_error(result, "No such option", "joobq-sql stats --help")
 
 
 def test_an_invalid_schema_name_is_bad_usage() -> None:
@@ -270,9 +267,7 @@ def test_enqueue_at_a_time_with_a_zone_and_json_output(database_url: str) -> Non
 )
 def test_enqueue_refuses_bad_arguments_as_bad_usage(database_url, arguments, message) -> None:
     result = run_cli(database_url, "enqueue", "Ping", *arguments)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_usage_error(result, message)
 
 
 def test_enqueue_with_app_validates_args_with_the_job_class(database_url, pg) -> None:

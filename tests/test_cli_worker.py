@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cli_app import REPO_ROOT, cli_env, run_cli
+from tests.cli_app import REPO_ROOT, assert_usage_error, cli_env, run_cli
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -34,9 +34,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 )
 def test_a_bad_app_reference_is_bad_usage(database_url: str, reference: str, message: str):
     result = run_cli(database_url, "worker", "--app", reference)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_usage_error(result, message)
 
 
 def test_unknown_queues_are_bad_usage(database_url: str) -> None:

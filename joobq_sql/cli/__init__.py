@@ -6,10 +6,12 @@ turns every known failure into one line on stderr with exit code 1 (2 for bad us
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
+from click.utils import PacifyFlushWrapper
 
 from ..store.postgres.schema import validate_schema_name
 from ._context import CliContext
@@ -23,7 +25,7 @@ class _Root(click.Group):
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
-            raise  # click prints these itself (a closed pipe, as in `| head`, exits quietly)
+            raise  # main() reports these
         except Exception as exc:
             cli_ctx = ctx.find_object(CliContext) or CliContext()
             error = translate(
@@ -103,6 +105,39 @@ def _register() -> None:
 _register()
 
 
+#: click >= 8.2 raises this for a group called without a command (it used to exit 0).
+_NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the command line (the `joobq-sql` console script)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="joobq-sql")
+    """Run the command line (the `joobq-sql` console script); exit with its code.
+
+    click's own handling would print bad usage as three lines (usage, hint, error); here it is
+    one line like every other error, still with exit code 2.
+    """
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="joobq-sql",
+            standalone_mode=False,
+        )
+    except _NO_ARGS_IS_HELP as exc:
+        click.echo(exc.format_message(), err=True)  # a group without its command: its help
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort as exc:
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
+        sys.exit(130 if interrupted else 1)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining
+        # about stdout at exit.
+        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

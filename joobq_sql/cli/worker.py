@@ -69,6 +69,7 @@ def command(
         cli._url = app.settings.database_url  # for the advice in error messages
     _check_store(app)
     if processes > 1:
+        app.close()  # the children connect on their own; hold no idle connection here
         ctx.exit(supervise(_child_argv(cli, app_reference, queues, threads, log_level), processes))
     if not logging.getLogger().handlers:
         logging.basicConfig(
