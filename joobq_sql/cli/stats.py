@@ -15,6 +15,7 @@ from ..store.records import COUNTER_NAMES, QueueStats
 from ._context import CliContext, json_option, pass_cli
 from ._output import age, emit_json, make_table, stdout_console
 
+# What the queue holds now, then its running totals (state changes since counters began).
 COLUMNS = [
     "queue",
     "waiting",
@@ -24,11 +25,7 @@ COLUMNS = [
     "dead",
     "completed",
     "oldest waiting",
-    "| completed total",
-    "retried",
-    "dead total",
-    "expired",
-    "rescued",
+    *(f"total {name}" for name in COUNTER_NAMES),
 ]
 
 
