@@ -6,12 +6,12 @@ turns every known failure into one line on stderr with exit code 1 (2 for bad us
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-from click.utils import PacifyFlushWrapper
 
 from ..store.postgres.schema import validate_schema_name
 from ._context import CliContext
@@ -43,7 +43,7 @@ class _Root(click.Group):
             raise error from None
 
 
-def _safe(describe: Any) -> str:
+def _safe(describe: Callable[[], str]) -> str:
     try:
         return describe()
     except Exception:
@@ -105,10 +105,6 @@ def _register() -> None:
 _register()
 
 
-#: click >= 8.2 raises this for a group called without a command (it used to exit 0).
-_NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the `joobq-sql` console script); exit with its code.
 
@@ -121,10 +117,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog_name="joobq-sql",
             standalone_mode=False,
         )
-    except _NO_ARGS_IS_HELP as exc:
-        click.echo(exc.format_message(), err=True)  # a group without its command: its help
-        sys.exit(exc.exit_code)
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: a group, no command
+            click.echo(exc.format_message(), err=True)  # the message is the group's help
+            sys.exit(exc.exit_code)
         hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
@@ -138,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining
         # about stdout at exit.
-        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
+        # (the recipe of Python's documentation on SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -148,21 +148,16 @@ def check_migrated(target: Any, schema: str) -> None:
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
 
-class _QueueName(click.ParamType):
-    """A queue name, checked like the store checks it, so a bad one is bad usage (exit 2)."""
+def queue_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --queue value, checked as the store checks it, so a bad one is bad usage (exit 2)."""
+    from .. import _validation
 
-    name = "QUEUE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from .. import _validation
-
-        try:
-            return _validation.queue_name(value)
-        except (TypeError, ValueError) as exc:
-            self.fail(str(exc), param, ctx)
-
-
-QUEUE = _QueueName()
+    if value is None:
+        return None
+    try:
+        return _validation.queue_name(value)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

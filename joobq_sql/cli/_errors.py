@@ -28,10 +28,9 @@ class CliError(click.ClickException):
 
     exit_code = FAILURE
 
-    def __init__(self, message: str, exit_code: int = FAILURE) -> None:
+    def __init__(self, message: str) -> None:
         # A message may quote a URL or a driver error: never let a password through.
         super().__init__(one_line(mask_password(message)))
-        self.exit_code = exit_code
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", file=file, err=file is None)

@@ -17,43 +17,41 @@ import click
 
 from .._uuid7 import uuid7
 from ..errors import ConfigurationError, JoobQError
+from ..job import Job
 from ..settings import Settings, parse_duration
 from ..store.records import NewJob
 from ._apps import import_app
-from ._context import QUEUE, CliContext, json_option, pass_cli
+from ._context import CliContext, json_option, pass_cli, queue_name
 from ._errors import CliError
 from ._output import emit_json, progress_bar
 
 BATCH = 1000
 
 
-class _Duration(click.ParamType):
-    name = "SECONDS"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            return parse_duration(value, setting="delay")
-        except ConfigurationError as exc:
-            self.fail(str(exc), param, ctx)
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, setting="delay")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
-class _AwareTime(click.ParamType):
-    name = "ISO8601"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 time, e.g. 2030-01-31T09:00:00+00:00", param)
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            self.fail(f"{value!r} has no time zone; add one, e.g. {value}+00:00 or {value}Z", param)
-        return moment
+def _aware_time(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 time with a zone: a naive one would mean whatever zone the server is in."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2030-01-31T09:00:00+00:00", param=param
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise click.BadParameter(
+            f"{value!r} has no time zone; add one, e.g. {value}+00:00 or {value}Z", param=param
+        )
+    return moment
 
 
 def _args_object(text: str, what: str) -> dict[str, Any]:
@@ -76,9 +74,19 @@ def _args_object(text: str, what: str) -> dict[str, Any]:
     metavar="PATH",
     help="Enqueue one job per line: each line an args object (JSON lines).",
 )
-@click.option("--queue", type=QUEUE, help="Queue (default: the class's, else the default queue).")
-@click.option("--delay", type=_Duration(), help="Run after this long (30, 30s, 5m).")
-@click.option("--at", "run_at", type=_AwareTime(), help="Run at this time zone-aware time.")
+@click.option(
+    "--queue", callback=queue_name, help="Queue (default: the class's, else the default queue)."
+)
+@click.option(
+    "--delay", callback=_duration, metavar="SECONDS", help="Run after this long (30, 30s, 5m)."
+)
+@click.option(
+    "--at",
+    "run_at",
+    callback=_aware_time,
+    metavar="ISO8601",
+    help="Run at this time zone-aware time.",
+)
 @click.option("--priority", type=click.IntRange(-32768, 32767), help="Higher runs first.")
 @click.option(
     "--app",
@@ -132,10 +140,12 @@ class _JobBuilder:
         app_reference: str | None,
     ) -> None:
         self.job_type = job_type
-        self.options = {"queue": queue, "priority": priority, "delay": delay or 0.0}
+        self.queue = queue
+        self.priority = priority
+        self.delay = delay or 0.0
         self.run_at = run_at
         self.app = import_app(app_reference) if app_reference else None
-        self.klass = None
+        self.klass: type[Job] | None = None
         if self.app is not None:
             from ..job import job_class
 
@@ -152,15 +162,21 @@ class _JobBuilder:
         try:
             if self.klass is not None and self.app is not None:
                 job = self.klass.from_args(args)
-                return self.app.new_job(job, run_at=self.run_at, **self.options)
+                return self.app.new_job(
+                    job,
+                    queue=self.queue,
+                    priority=self.priority,
+                    delay=self.delay,
+                    run_at=self.run_at,
+                )
             return NewJob(
                 jid=uuid7(),
-                queue=self.options["queue"] or self.settings.default_queue,
+                queue=self.queue or self.settings.default_queue,
                 job_type=self.job_type,
                 args=args,
-                priority=self.options["priority"] or 0,
+                priority=self.priority or 0,
                 max_retries=self.settings.retries,
-                delay=self.options["delay"],
+                delay=self.delay,
                 run_at=self.run_at,
                 expires_in=self.settings.expires,
             )

@@ -15,7 +15,7 @@ import click
 
 from ..status import JobStatus
 from ..store.records import JobRecord
-from ._context import QUEUE, CliContext, json_option, pass_cli
+from ._context import CliContext, json_option, pass_cli, queue_name
 from ._errors import CliError
 from ._output import emit_json, print_table, when
 
@@ -25,7 +25,7 @@ STATUSES = [status.value for status in JobStatus]
 def list_options(function: Any) -> Any:
     for decorator in reversed(
         [
-            click.option("--queue", type=QUEUE, help="Only this queue."),
+            click.option("--queue", callback=queue_name, help="Only this queue."),
             click.option("--type", "job_type", metavar="JOB_TYPE", help="Only this job type."),
             click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True),
             click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True),
@@ -39,6 +39,7 @@ def print_records(cli: CliContext, records: Sequence[JobRecord], *, dead: bool =
     if cli.json:
         emit_json([record.to_document() for record in records])
         return
+    rows: list[tuple[Any, ...]]
     if dead:
         columns = ["jid", "queue", "job type", "reason", "last error", "died", "purged at"]
         rows = [

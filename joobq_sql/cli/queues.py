@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._context import QUEUE, CliContext, json_option, pass_cli
+from ._context import CliContext, json_option, pass_cli, queue_name
 from ._output import age, emit_json, print_table
 
 
@@ -46,7 +46,7 @@ def list_queues(cli: CliContext) -> None:
 
 
 @command.command()
-@click.argument("queue", type=QUEUE)
+@click.argument("queue", callback=queue_name)
 @json_option
 @pass_cli
 def pause(cli: CliContext, queue: str) -> None:
@@ -56,7 +56,7 @@ def pause(cli: CliContext, queue: str) -> None:
 
 
 @command.command()
-@click.argument("queue", type=QUEUE)
+@click.argument("queue", callback=queue_name)
 @json_option
 @pass_cli
 def resume(cli: CliContext, queue: str) -> None:
