@@ -79,7 +79,7 @@ class Job:
     #: job's jid) or "raise" (DuplicateJobError). See unique_key().
     on_duplicate: ClassVar[str] = "skip"
 
-    _field_types: ClassVar[dict[str, Any]]
+    _field_types: ClassVar[dict[str, Any] | None] = None
 
     # Set on every instance: the job's id, and the run it is on (0 before its first run).
     jid: UUID
@@ -101,7 +101,7 @@ class Job:
         if "job_type" not in cls.__dict__:
             cls.job_type = cls.__name__
         check.job_type(cls.job_type)
-        cls._field_types = {}
+        cls._field_types = None
         try:
             hints = typing.get_type_hints(cls)
         except NameError:
@@ -112,7 +112,7 @@ class Job:
 
     @classmethod
     def _resolve_field_types(cls, hints: dict[str, Any] | None = None) -> dict[str, Any]:
-        if not cls._field_types:
+        if cls._field_types is None:
             hints = hints if hints is not None else typing.get_type_hints(cls)
             types = {f.name: hints[f.name] for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
             for name, tp in types.items():
@@ -288,6 +288,78 @@ class Job:
             if not isinstance(job, Job):
                 raise TypeError(f"batch_enqueue takes Job instances, got {type(job).__name__}")
         return enqueue_jobs(list(jobs), batch_size=batch_size, connection=connection)
+
+    # -- the same, from asyncio: awaitable, never blocking the event loop --------------------
+
+    @_class_or_instance
+    async def enqueue_async(
+        target: type[Job] | Job,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        unique_key: str | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """``await MyJob.enqueue_async(**fields)``: enqueue() through the application's async
+        store. With `connection` (your SQLAlchemy AsyncConnection or AsyncSession) the job is
+        written in your transaction: it exists if and only if you commit."""
+        from .app import enqueue_job_async
+
+        job = _instance(target, fields)
+        return await enqueue_job_async(
+            job, connection=connection, queue=queue, priority=priority, unique_key=unique_key
+        )
+
+    @classmethod
+    async def delay_async(
+        cls,
+        delay: timedelta | float,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """delay() from asyncio."""
+        from .app import enqueue_job_async
+
+        seconds = check.seconds(delay, what="delay")
+        return await enqueue_job_async(
+            cls(**fields), connection=connection, queue=queue, priority=priority, delay=seconds
+        )
+
+    @classmethod
+    async def enqueue_at_async(
+        cls,
+        at: datetime,
+        *,
+        connection: Any = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **fields: Any,
+    ) -> UUID:
+        """enqueue_at() from asyncio."""
+        from .app import enqueue_job_async
+
+        run_at = check.aware_datetime(at, what="at")
+        return await enqueue_job_async(
+            cls(**fields), connection=connection, queue=queue, priority=priority, run_at=run_at
+        )
+
+    @classmethod
+    async def batch_enqueue_async(
+        cls, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
+    ) -> list[UUID]:
+        """batch_enqueue() from asyncio: one transaction, all or none."""
+        from .app import enqueue_jobs_async
+
+        for job in jobs:
+            if not isinstance(job, Job):
+                raise TypeError(
+                    f"batch_enqueue_async takes Job instances, got {type(job).__name__}"
+                )
+        return await enqueue_jobs_async(list(jobs), batch_size=batch_size, connection=connection)
 
     @classmethod
     def perform_now(cls, **fields: Any) -> Any:

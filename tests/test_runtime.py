@@ -539,3 +539,35 @@ def test_a_job_waiting_for_its_throttle_is_released_unchanged_on_shutdown(make_a
     released = app.store.get_job(second)
     assert (released.status, released.attempt, released.worker_id) == (JobStatus.ENQUEUED, 0, None)
     assert log.snapshot() == [("hello", 1)]
+
+
+class RtGate(Job):
+    n: int
+    gate = threading.Event()
+
+    def perform(self) -> None:
+        log.add(("gate", self.n))
+        type(self).gate.wait(10)
+
+
+def test_prefetch_claims_ahead_and_hands_the_extra_jobs_back_on_shutdown(make_app) -> None:
+    RtGate.gate.clear()
+    app = make_app(prefetch=3, worker_batch_size=10)
+    app.queue("default", workers=1, jobs=[RtGate])
+    jids = [RtGate.enqueue(n=n) for n in range(6)]
+    worker = start(app)
+    wait_until(lambda: ("gate", 0) in log.snapshot(), what="the first job runs")
+    # One slot plus three prefetched: four claimed, two still waiting in the table.
+    wait_until(lambda: app.stats()["default"].running == 4, what="prefetched jobs claimed")
+    assert app.stats()["default"].waiting == 2
+    stopping = threading.Thread(target=worker.stop, kwargs={"grace": 10})
+    stopping.start()
+    # The three prefetched jobs go back at once, unchanged, while job 0 still runs.
+    wait_until(lambda: app.stats()["default"].running == 1, what="prefetched jobs released")
+    released = [app.store.get_job(jid) for jid in jids[1:]]
+    assert all(
+        (r.status, r.attempt, r.worker_id) == (JobStatus.ENQUEUED, 0, None) for r in released
+    )
+    RtGate.gate.set()
+    stopping.join(15)
+    assert log.snapshot() == [("gate", 0)]

@@ -37,6 +37,7 @@ def test_defaults_are_the_documented_values() -> None:
         "dead_letter_ttl": 7 * DAY,
         "keep_completed": None,
         "worker_batch_size": 10,
+        "prefetch": 0,
         "lease": 30.0,
         "heartbeat_interval": None,
         "poll_interval": 1.0,
@@ -520,3 +521,9 @@ def test_repr_does_not_show_the_database_password() -> None:
 )
 def test_mask_password_hides_every_written_form_of_a_password(url: str, masked: str) -> None:
     assert mask_password(url) == masked
+
+
+@pytest.mark.parametrize("value", [-1, 10001, 1.5, True])
+def test_prefetch_must_be_an_integer_in_range(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="prefetch"):
+        Settings(prefetch=value)  # type: ignore[arg-type]

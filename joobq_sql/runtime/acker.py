@@ -43,6 +43,7 @@ class Acker:
         self._thread = threading.Thread(target=self._loop, name="joobq-acker", daemon=True)
         self._stopped = threading.Event()
         self.flush_errors = 0
+        self.flushes = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -93,6 +94,7 @@ class Acker:
                 return
 
     def _write(self, items: list[object]) -> None:
+        self.flushes += 1
         completions = [i for i in items if isinstance(i, Completion)]
         failures = [i for i in items if isinstance(i, Failure)]
         delay = 0.05

@@ -2,9 +2,10 @@
 that perform them, and a watchdog that enforces sync timeouts.
 
 Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
-run at once. The fetcher claims only for free slots, at most `worker_batch_size` per claim: a
-claimed job never waits behind a long-running one while another worker process sits idle.
-(JoobQ prefetched a whole batch per worker; a serious queue must not strand work that way.)
+run at once. By default the fetcher claims only for free slots, at most `worker_batch_size` per
+claim: a claimed job never waits behind a long-running one while another worker process sits
+idle. (JoobQ prefetched a whole batch per worker, stranding work; here that is the opt-in
+`prefetch` setting, for high throughput of short jobs.)
 Claimed jobs not yet started (the moment between claim and start, or a job waiting for its
 queue's throttle) are released at once on shutdown.
 """
@@ -91,7 +92,13 @@ class QueueRunner:
         if throttle is not None:
             self.middlewares.insert(0, ThrottleMiddleware(throttle, self._stopping))
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # buffer, runs or deadlines changed
+        # Three conditions on one lock, so each change wakes only the threads it concerns:
+        # a worker per buffered job (not all of them), the watchdog on a new deadline, and
+        # shutdown's wait_idle when a run ends.
+        self._work = threading.Condition(self._lock)
+        self._deadlines = threading.Condition(self._lock)
+        self._runs_changed = threading.Condition(self._lock)
+        self._backlog = False  # the last claim came back full: more jobs are waiting
         self._buffer: deque[tuple[JobRecord, Job]] = deque()
         self._runs: dict[UUID, _Run] = {}
         self._wake = threading.Event()
@@ -154,32 +161,42 @@ class QueueRunner:
         self._stopping.set()
         self._wake.set()
         self._fetcher.join()
-        with self._changed:
+        with self._lock:
             unstarted = [record.jid for record, _ in self._buffer]
             self._buffer.clear()
-            self._changed.notify_all()
+            self._work.notify_all()
         self._release(unstarted)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no job of this queue runs; False if some still do after `timeout`."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._runs, timeout)
+        with self._runs_changed:
+            return self._runs_changed.wait_for(lambda: not self._runs, timeout)
 
     def finish(self) -> None:
         """Stop the watchdog, even if a stuck sync job still runs (it is left to lease rescue)."""
-        with self._changed:
+        with self._lock:
             self._finished = True
-            self._changed.notify_all()
+            self._deadlines.notify_all()
         self._watchdog.join(timeout=1)
 
     # -- fetching ----------------------------------------------------------------------------
 
     def _claim_size(self) -> int:
+        """How many jobs to claim now: only for free slots, and while a backlog is being
+        drained, only once a quarter of the batch is free, so one claim serves many slots
+        instead of one round trip per finished job. With no backlog, any free slot claims at
+        once (low pickup latency)."""
         if self._paused:
             return 0
+        batch = self.settings.worker_batch_size
+        capacity = self.workers + self.settings.prefetch
         with self._lock:
-            free = self.workers - len(self._buffer) - len(self._runs)
-        return max(0, min(self.settings.worker_batch_size, free))
+            free = capacity - len(self._buffer) - len(self._runs)
+        if free <= 0:
+            return 0
+        if self._backlog and free < max(1, min(batch, capacity) // 4):
+            return 0
+        return min(batch, free)
 
     def _fetch_loop(self) -> None:
         failures = 0
@@ -202,8 +219,9 @@ class QueueRunner:
                     self._stopping.wait(delay)
                     continue
                 self.counters["claimed"] += len(records)
+                self._backlog = len(records) == want
                 self._buffer_jobs(runnable)
-                if len(records) == want:
+                if self._backlog:
                     continue  # the queue may hold more: claim again before waiting
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
@@ -211,10 +229,10 @@ class QueueRunner:
     def _buffer_jobs(self, runnable: list[tuple[JobRecord, Job]]) -> None:
         if not runnable:
             return
-        with self._changed:
+        with self._lock:
             if not self._stopping.is_set():
                 self._buffer.extend(runnable)
-                self._changed.notify_all()
+                self._work.notify(len(runnable))
                 return
         self._release([record.jid for record, _ in runnable])  # claimed as shutdown began
 
@@ -275,8 +293,9 @@ class QueueRunner:
         self._start_slot(slot)
 
     def _take(self, slot: _Slot) -> _Run | None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._buffer or self._stopping.is_set())
+        with self._lock:
+            while not self._buffer and not self._stopping.is_set():
+                self._work.wait()
             if self._stopping.is_set() or not self._buffer:
                 return None  # shutting down: buffered jobs are released, not started
             record, job = self._buffer.popleft()
@@ -287,11 +306,12 @@ class QueueRunner:
                 job=job,
                 slot=slot,
                 deadline=None if timeout is None else time.monotonic() + timeout,
-                is_async=inspect.iscoroutinefunction(klass.perform),
+                is_async=_is_async(klass),
             )
             self._runs[record.jid] = run
             slot.run = run
-            self._changed.notify_all()  # the watchdog learns the new deadline
+            if run.deadline is not None and not run.is_async:
+                self._deadlines.notify()  # the watchdog learns the new deadline
         return run
 
     def _execute(self, run: _Run) -> None:
@@ -331,12 +351,13 @@ class QueueRunner:
 
     def _finish(self, run: _Run) -> bool:
         """Mark the run over and its slot free; False when the watchdog already timed it out."""
-        with self._changed:
+        with self._lock:
             if run.state != "running":
                 return False
             run.state = "done"
             self._runs.pop(run.record.jid, None)
-            self._changed.notify_all()
+            if self._stopping.is_set():
+                self._runs_changed.notify_all()
         self._wake.set()  # a slot is free: claim for it now rather than at the next poll
         return True
 
@@ -382,7 +403,7 @@ class QueueRunner:
 
     def _watch_loop(self) -> None:
         while True:
-            with self._changed:
+            with self._lock:
                 if self._finished or (self._stopping.is_set() and not self._runs):
                     return
                 now = time.monotonic()
@@ -402,9 +423,9 @@ class QueueRunner:
                 ]
                 if not overdue:
                     wait = min(deadlines) - now if deadlines else 1.0
-                    self._changed.wait(max(min(wait, 1.0), 0.001))
+                    self._deadlines.wait(max(min(wait, 1.0), 0.001))
                     continue
-                self._changed.notify_all()
+                self._runs_changed.notify_all()
             for run in overdue:
                 self._time_out(run)
 
@@ -419,6 +440,17 @@ class QueueRunner:
         if not self._stopping.is_set():
             self._start_slot(run.slot)  # the slot is free again, with a fresh thread
             self._wake.set()
+
+
+_async_classes: dict[type, bool] = {}
+
+
+def _is_async(klass: type[Job]) -> bool:
+    """Whether the class's perform is a coroutine function (looked up once per class)."""
+    found = _async_classes.get(klass)
+    if found is None:
+        found = _async_classes[klass] = inspect.iscoroutinefunction(klass.perform)
+    return found
 
 
 async def _await(awaitable: Any) -> Any:

@@ -248,7 +248,9 @@ class MemoryStore(MemoryOperations, Store):
                 "worker_id": worker_id,
                 "lease_expires_at": now + lease_for,
             }
-            return [self._out(self._update(r, now, attempt=r.attempt + 1, **claim)) for r in picked]
+            claimed = [self._update(r, now, attempt=r.attempt + 1, **claim) for r in picked]
+            # As claim_jobs.sql: a claim hands back the last error, not the whole history.
+            return [replace(self._out(r), errors=[]) for r in claimed]
 
     def renew_leases(
         self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None

@@ -189,7 +189,10 @@ class PostgresStore(Store):
             "limit": check.positive_int(limit, what="limit"),
             "lease_s": self._lease(lease),
         }
-        return self._records("claim_jobs", params)
+        records = self._records("claim_jobs", params)
+        # UPDATE ... RETURNING has no order of its own: put the batch in claim order.
+        records.sort(key=_claim_order)
+        return records
 
     def renew_leases(
         self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
@@ -505,4 +508,9 @@ def _upsert_params(document: dict[str, Any], status: JobStatus) -> dict[str, Any
 def _record(row: dict[str, Any]) -> JobRecord:
     row["seq"] = row.pop("id")
     row["status"] = JobStatus(row["status"])
+    row.setdefault("errors", [])  # a claim does not read the history back
     return JobRecord(**row)
+
+
+def _claim_order(record: JobRecord) -> tuple[int, datetime, int]:
+    return (-record.priority, record.run_at, record.seq)

@@ -1,9 +1,11 @@
 -- Claim up to %(limit)s runnable jobs of one queue for one worker.
 -- The CTE picks and locks the rows (SKIP LOCKED: concurrent claimers take different jobs) and
--- its LIMIT keeps the planner from updating more rows than asked. Expired jobs are left for the
--- expiry sweep, which moves them to dead: they are never run.
+-- its LIMIT keeps the planner from updating more rows than asked; the UPDATE finds the locked
+-- rows by their physical address (ctid: a locked row cannot move), with no index lookup.
+-- Expired jobs are left for the expiry sweep, which moves them to dead: they are never run.
+-- The error history is not returned (a worker does not need it, and it can be large).
 WITH picked AS (
-    SELECT jid
+    SELECT ctid
     FROM {schema}.jobs
     WHERE queue = %(queue)s
       AND status IN ('enqueued', 'scheduled', 'retrying')
@@ -12,17 +14,16 @@ WITH picked AS (
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-),
-claimed AS (
-    UPDATE {schema}.jobs AS j
-    SET status = 'running',
-        attempt = j.attempt + 1,
-        worker_id = %(worker_id)s,
-        lease_expires_at = now() + make_interval(secs => %(lease_s)s),
-        updated_at = now()
-    FROM picked
-    WHERE j.jid = picked.jid
-    RETURNING j.*
 )
-SELECT * FROM claimed
-ORDER BY priority DESC, run_at, id
+UPDATE {schema}.jobs AS j
+SET status = 'running',
+    attempt = j.attempt + 1,
+    worker_id = %(worker_id)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+    updated_at = now()
+FROM picked
+WHERE j.ctid = picked.ctid
+RETURNING j.jid, j.id, j.queue, j.job_type, j.args, j.status, j.priority, j.run_at, j.attempt,
+          j.max_retries, j.expires_at, j.worker_id, j.lease_expires_at, j.last_error,
+          j.dead_reason, j.dead_expires_at, j.created_at, j.updated_at, j.finished_at,
+          j.unique_key, j.cancel_requested_at, j.redrive_attempt
