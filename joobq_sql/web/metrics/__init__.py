@@ -1,0 +1,1 @@
+"""Prometheus metrics: the exposition format, the in-process run metrics and the database's."""

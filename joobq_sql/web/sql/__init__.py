@@ -1,0 +1,1 @@
+"""The SQL the web app runs itself (read-only), one statement per file."""
