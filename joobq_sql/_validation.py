@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from datetime import datetime, timedelta
@@ -12,7 +13,9 @@ MIN_PRIORITY = -32768
 MAX_PRIORITY = 32767
 
 
+@functools.lru_cache(maxsize=4096)
 def _has_control_characters(text: str) -> bool:
+    # Cached: the same few queue names and job types are checked for every job enqueued.
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
 
 

@@ -700,3 +700,33 @@ def test_eight_threads_claim_two_thousand_jobs_each_exactly_once(store: Store) -
     assert len(set(claimed)) == 2000
     assert store.queue_size("contract") == 0 and store.processing_queue_size("contract") == 0
     assert store.queue_stats()["contract"].totals["completed"] == 2000
+
+
+def test_a_large_batch_keeps_every_option_of_every_job(store: Store) -> None:
+    """Large batches take PostgresStore's COPY path; the rows must be the same as INSERT's."""
+    now = store.now()
+    jobs = [
+        new_job(i, priority=i % 3, delay=3600 if i % 2 else 0, expires_in=60 if i % 5 else None)
+        for i in range(300)
+    ]
+    store.enqueue_jobs(jobs)
+    for job in jobs[:20]:
+        record = store.get_job(job.jid)
+        assert record.status is (JobStatus.SCHEDULED if job.delay else JobStatus.ENQUEUED)
+        assert record.priority == job.priority and record.args == job.args
+        expected_run = now + timedelta(seconds=job.delay)
+        assert abs((record.run_at - expected_run).total_seconds()) < 5
+        if job.expires_in is None:
+            assert record.expires_at is None
+        else:
+            assert abs((record.expires_at - now).total_seconds() - 60) < 5
+    assert store.queue_size("contract") == 150
+    assert [doc(j)["args"]["n"] for j in store.list_jobs("contract", 1, 3)] == [2, 8, 14]
+
+
+def test_a_large_batch_with_a_duplicate_jid_stores_nothing(store: Store) -> None:
+    jobs = [new_job(i) for i in range(300)]
+    jobs.append(new_job(300, jid=jobs[7].jid))
+    with pytest.raises(DuplicateJobError):
+        store.enqueue_jobs(jobs)
+    assert store.queue_stats() == {}

@@ -22,12 +22,16 @@ MAX_ERROR_HISTORY = 20
 MAX_ERROR_TEXT = 8000
 
 
+#: One reusable encoder: json.dumps with options builds a new encoder on every call.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def to_json_object(args: Mapping[str, Any], *, what: str = "args") -> str:
     """Serialize a JSON object strictly: NaN, infinity and non-JSON values raise TypeError."""
     if not isinstance(args, Mapping):
         raise TypeError(f"{what} must be a mapping of field name to value, got {args!r}")
     try:
-        return json.dumps(args, allow_nan=False, separators=(",", ":"))
+        return _STRICT_JSON.encode(args)
     except (TypeError, ValueError) as exc:
         bad = next((k for k, v in args.items() if not _is_json(v)), None)
         where = f" (field {bad!r})" if bad is not None else ""
