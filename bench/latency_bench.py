@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import make_url
+if __package__ in (None, ""):  # run as a script: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import latency_figures, reset, workload_database
 from joobq_sql import Job, JoobQ, PostgresStore
-from joobq_sql.migrate import upgrade
 
 BENCH_DATABASE = "joobq_latency_bench"
 QUEUE = "latency"
@@ -59,37 +59,8 @@ class Mode:
     poll_interval: float
 
 
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def bench_url(url: str | None) -> str:
-    """--url as given, else a fresh joobq_latency_bench database on the embedded server."""
-    if url:
-        return url
-    from joobq_sql.embedded import ensure_database
-
-    embedded = make_url(ensure_database(migrate=False))
-    admin = libpq(embedded.set(database="postgres").render_as_string(hide_password=False))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    return embedded.set(database=BENCH_DATABASE).render_as_string(hide_password=False)
-
-
-def reset(url: str) -> None:
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute("TRUNCATE joobq.jobs, joobq.queue_counters")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted `values`."""
-    rank = max(math.ceil(q / 100 * len(values)), 1)
-    return values[rank - 1]
-
-
 def run(url: str, mode: Mode, *, rate: float, seconds: float, warmup: float, workers: int) -> dict:
-    reset(url)
+    reset(url, vacuum=False)
     with _lock:
         _started.clear()
     store = PostgresStore(url, notify=mode.notify, pool_size=workers + 4)
@@ -137,14 +108,7 @@ def run(url: str, mode: Mode, *, rate: float, seconds: float, warmup: float, wor
         "jobs_measured": len(latencies),
         "jobs_not_started": missing,
     }
-    if latencies:
-        result |= {
-            "p50_ms": round(percentile(latencies, 50), 2),
-            "p99_ms": round(percentile(latencies, 99), 2),
-            "max_ms": round(latencies[-1], 2),
-            "mean_ms": round(sum(latencies) / len(latencies), 2),
-        }
-    return result
+    return result | latency_figures(latencies)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    url = bench_url(args.url)
-    upgrade(url)
+    url = workload_database(args.url, BENCH_DATABASE)
     modes = [Mode("notify", True, 5.0), Mode("poll-only", False, 0.05)]
     results = []
     for mode in modes:

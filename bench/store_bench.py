@@ -14,43 +14,15 @@ import argparse
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import make_url
+if __package__ in (None, ""):  # run as a script: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from joobq_sql import NewJob, PostgresStore
-from joobq_sql.migrate import upgrade
+from bench._common import fill, reset, workload_database
+from joobq_sql import PostgresStore
 
 BENCH_DATABASE = "joobq_bench"
-
-
-def bench_url(url: str | None) -> str:
-    if url:
-        return url
-    from joobq_sql.embedded import server_url
-
-    admin = make_url(server_url("postgres")).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    return server_url(BENCH_DATABASE)
-
-
-def fill(store: PostgresStore, rows: int) -> None:
-    jobs = [
-        NewJob(jid=uuid.uuid4(), queue="bench", job_type="BenchJob", args={"i": i})
-        for i in range(rows)
-    ]
-    store.enqueue_jobs(jobs, batch_size=5000)
-
-
-def reset(url: str) -> None:
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute("TRUNCATE joobq.jobs, joobq.queue_counters")
-        conn.execute("VACUUM ANALYZE joobq.jobs")
 
 
 def claim_complete(store: PostgresStore, batch: int, jobs: int) -> float:
@@ -75,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
 
-    url = bench_url(args.url)
-    upgrade(url)
+    url = workload_database(args.url, BENCH_DATABASE)
     store = PostgresStore(url, pool_size=2)
     results = []
     try:

@@ -96,10 +96,11 @@ def cli(
 
 
 def _register() -> None:
-    from . import db, dead, demo, enqueue, jobs, migrate, prune, queues, stats, worker
+    from . import bench, db, dead, demo, enqueue, jobs, migrate, prune, queues, stats, worker
 
     for module in (migrate, worker, enqueue, stats, jobs, dead, prune, queues, db, demo):
         cli.add_command(module.command)
+    cli.add_command(bench.command)  # a source checkout's bench/run.py (not in the wheel)
 
 
 _register()
