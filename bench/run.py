@@ -256,13 +256,8 @@ def table_rows(results: dict[str, Any], ceiling_rate: float | None) -> list[list
                 add(workload, _shape(run), run["jobs_per_s"], "jobs/s")
         elif workload == "bulk":
             for run in r["runs"]:
-                add(
-                    workload,
-                    f"enqueue_jobs, batch_size {run['batch_size']}",
-                    run["jobs_per_s"],
-                    "jobs/s",
-                )
-            add(workload, "COPY", "not implemented")
+                calls = "1 call" if run["calls"] == 1 else f"calls of {run['batch_size']:,}"
+                add(workload, f"enqueue_jobs, {calls} ({run['path']})", run["jobs_per_s"], "jobs/s")
         elif workload == "single":
             add(workload, "Job.enqueue p50", r["p50_ms"], "ms")
             add(workload, "Job.enqueue p99", r["p99_ms"], "ms")

@@ -62,7 +62,8 @@ def test_every_workload_completes_and_the_json_has_every_field(
         assert run["queue_stats_after"]["waiting"] == 0
 
     bulk = workloads["bulk"]
-    assert [r["batch_size"] for r in bulk["runs"]] == [1000, 5000]
+    assert [r["batch_size"] for r in bulk["runs"]] == [1000, 5000, 400]
+    assert all(r["path"] in ("COPY", "multi-row INSERT") for r in bulk["runs"])
     assert "COPY" in bulk["copy"]
 
     single = workloads["single"]
