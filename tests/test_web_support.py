@@ -159,8 +159,9 @@ def fail_queue(
     records = store.claim_jobs(queue, "web-test-worker", 1000)
     failures = []
     for record in records:
+        fresh = type(exc)(*exc.args) if exc is not None else None  # one traceback per run
         try:
-            raise exc or ValueError(f"cannot process {record.jid}")
+            raise fresh or ValueError(f"cannot process {record.jid}")
         except BaseException as raised:
             details = error_details(
                 raised,

@@ -48,8 +48,9 @@ class Throughput:
         """Record the current `completed` total of each queue."""
         now = self._clock()
         with self._lock:
-            if len(self._samples) >= 2 and now - self._samples[-2][0] < MIN_SPACING:
-                self._samples.pop()  # keep the first sample of each spacing, and the newest
+            samples = self._samples
+            if len(samples) >= 2 and samples[-1][0] - samples[-2][0] < MIN_SPACING:
+                samples.pop()  # the previous newest was too close to its neighbour: replace it
             self._samples.append((now, dict(completed)))
             # Keep exactly one sample at or before the horizon, as the hour's baseline.
             while len(self._samples) >= 2 and self._samples[1][0] <= now - HORIZON:
