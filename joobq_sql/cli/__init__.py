@@ -96,11 +96,12 @@ def cli(
 
 
 def _register() -> None:
-    from . import bench, db, dead, demo, enqueue, jobs, migrate, prune, queues, stats, worker
+    from . import bench, db, dead, demo, enqueue, jobs, migrate, prune, queues, stats, web, worker
 
     for module in (migrate, worker, enqueue, stats, jobs, dead, prune, queues, db, demo):
         cli.add_command(module.command)
     cli.add_command(bench.command)  # a source checkout's bench/run.py (not in the wheel)
+    cli.add_command(web.command)  # the REST API, dashboard and /metrics (the web extra)
 
 
 _register()
