@@ -210,3 +210,33 @@ def test_a_failed_database_read_is_503(
     app = make_app(store=PostgresStore("postgresql+psycopg://u:pw@127.0.0.1:1/x"))
     response = serve(app).get("/metrics")
     assert response.status_code == 503 and "pw" not in response.text
+
+
+def test_an_awaited_perform_is_timed_when_it_finishes() -> None:
+    """Queues in async mode hand middlewares the perform's coroutine: it is timed to its end."""
+    import asyncio
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from joobq_sql import JobRecord, JobStatus
+    from joobq_sql.runtime.middleware import JobContext
+    from joobq_sql.web.metrics.run_metrics import RunMetrics
+
+    now = datetime.now(UTC)
+    record = JobRecord(
+        jid=uuid4(), queue="q", job_type="T", args={}, status=JobStatus.RUNNING, priority=0,
+        run_at=now, attempt=1, max_retries=0, expires_at=None, worker_id="w",
+        lease_expires_at=now, last_error=None, errors=[], dead_reason=None,
+        dead_expires_at=None, created_at=now, updated_at=now, finished_at=None,
+    )  # fmt: skip
+    metrics = RunMetrics()
+
+    async def perform() -> str:
+        await asyncio.sleep(0.05)
+        return "done"
+
+    timed = metrics(WebTimed(), JobContext(record=record, worker_id="w", queue="q"), perform)
+    assert asyncio.run(timed) == "done"
+    (family, _) = metrics.families()
+    sums = [v for suffix, labels, v in family.samples if suffix == "_sum"]
+    assert len(sums) == 1 and sums[0] >= 0.05

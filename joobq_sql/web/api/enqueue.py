@@ -177,9 +177,14 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         raise ApiError(
             400, f"Content-Type must be application/json, got {content_type or 'none'!r}"
         )
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} are allowed")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop reading at the limit, not after the whole body
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is over {MAX_BODY_BYTES} bytes, the most allowed")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         payload = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -6,9 +6,10 @@ start (create_app installs it)."""
 from __future__ import annotations
 
 import bisect
+import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...app import JoobQ
@@ -67,14 +68,28 @@ class RunMetrics:
         waited = (record.updated_at - record.run_at).total_seconds()
         self.claim_latency.observe(max(waited, 0.0), context.queue)
         started = time.perf_counter()
-        outcome = "failed"
         try:
             result = call_next()
+        except BaseException:
+            self._performed(context, started, "failed")
+            raise
+        if inspect.isawaitable(result):  # an async queue: the perform runs when awaited
+            return self._timed(result, context, started)
+        self._performed(context, started, "completed")
+        return result
+
+    async def _timed(self, awaitable: Awaitable[Any], context: JobContext, started: float) -> Any:
+        outcome = "failed"
+        try:
+            result = await awaitable
             outcome = "completed"
             return result
         finally:
-            elapsed = time.perf_counter() - started
-            self.perform_duration.observe(elapsed, context.queue, record.job_type, outcome)
+            self._performed(context, started, outcome)
+
+    def _performed(self, context: JobContext, started: float, outcome: str) -> None:
+        elapsed = time.perf_counter() - started
+        self.perform_duration.observe(elapsed, context.queue, context.record.job_type, outcome)
 
     def families(self) -> list[Family]:
         return [
