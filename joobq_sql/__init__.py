@@ -14,10 +14,14 @@ from .job import Job
 from .status import JobStatus
 from .store.base import Store
 from .store.memory import MemoryStore
+from .store.postgres.async_store import AsyncPostgresStore, AsyncStore, AsyncStoreAdapter
 from .store.postgres.store import PostgresStore
 from .store.records import Completion, Failure, JobRecord, NewJob, QueueStats
 
 __all__ = [
+    "AsyncPostgresStore",
+    "AsyncStore",
+    "AsyncStoreAdapter",
     "Completion",
     "ConfigurationError",
     "DuplicateJobError",
