@@ -15,7 +15,7 @@ import threading
 import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, dataclass_transform
 from uuid import UUID
 
 from . import _validation as check
@@ -52,6 +52,8 @@ _registry: dict[str, type[Job]] = {}
 _registry_lock = threading.Lock()
 
 
+# Subclasses become keyword-only dataclasses (see __init_subclass__); this tells type checkers.
+@dataclass_transform(kw_only_default=True)
 class Job:
     """Base class of every job. Subclass it, annotate the arguments, and define ``perform``.
 
