@@ -4,6 +4,7 @@ for the Job classes it runs, and runs their workers."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,18 +25,25 @@ from .store.records import NewJob, QueueStats
 if TYPE_CHECKING:
     from .runtime.middleware import Middleware
     from .runtime.worker import Worker
+    from .store.postgres.async_store import AsyncStore
+
+#: How a queue runs its jobs: a thread per worker slot, or asyncio tasks on one event loop.
+QUEUE_MODES = ("threads", "async")
 
 
 @dataclass(frozen=True)
 class QueueDefinition:
     """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with
-    an optional throttle of `throttle_limit` starts per `throttle_period` seconds."""
+    an optional throttle of `throttle_limit` starts per `throttle_period` seconds. `mode`
+    "threads" runs each job on a worker thread; "async" runs ``async def perform`` jobs as
+    tasks on one event loop (joobq_sql/runtime/async_runner.py)."""
 
     name: str
     workers: int
     job_classes: tuple[type[Job], ...]
     throttle_limit: int | None = None
     throttle_period: float | None = None
+    mode: str = "threads"
 
 
 _apps_lock = threading.Lock()
@@ -63,12 +71,21 @@ class JoobQ:
         *,
         config_file: str | Path | None = None,
         on_error_alert: Callable[[AlertEvent], None] | None = None,
+        async_store: AsyncStore | None = None,
         **settings: Any,
     ) -> None:
         if store is not None and not isinstance(store, Store):
             raise ConfigurationError(f"store must be a joobq_sql.Store, got {store!r}")
+        if async_store is not None:
+            from .store.postgres.async_store import AsyncStore
+
+            if not isinstance(async_store, AsyncStore):
+                raise ConfigurationError(
+                    f"async_store must be a joobq_sql.AsyncStore, got {async_store!r}"
+                )
         self.settings, queue_configs = Settings.build(config_file=config_file, **settings)
         self._store = store
+        self._async_store = async_store
         self._store_lock = threading.Lock()
         self.queues: dict[str, QueueDefinition] = {}
         self.schedules: dict[str, Schedule] = {}
@@ -111,6 +128,26 @@ class JoobQ:
             **({"pool_size": self.settings.pool_size} if self.settings.pool_size else {}),
         )
 
+    @property
+    def async_store(self) -> AsyncStore:
+        """The store for asyncio code (``enqueue_async`` and friends); built on first use, on
+        the same database and settings as `store`, unless one was given."""
+        with self._store_lock:
+            if self._async_store is None:
+                self._async_store = self._build_async_store()
+            return self._async_store
+
+    def _build_async_store(self) -> AsyncStore:
+        from .store.postgres.async_store import AsyncPostgresStore, AsyncStoreAdapter
+        from .store.postgres.store import PostgresStore
+
+        store = self._store if self._store is not None else self._build_store()
+        self._store = store
+        if isinstance(store, PostgresStore):
+            pool = {"pool_size": self.settings.pool_size} if self.settings.pool_size else {}
+            return AsyncPostgresStore.from_store(store, **pool)
+        return AsyncStoreAdapter(store)
+
     # -- queues and middleware ---------------------------------------------------------------
 
     def queue(
@@ -121,9 +158,16 @@ class JoobQ:
         *,
         limit: int | None = None,
         period: float | None = None,
+        mode: str = "threads",
     ) -> QueueDefinition:
         """Run queue `name` with `workers` concurrent jobs, for the Job classes `jobs`; with
-        `limit` and `period`, start at most `limit` jobs per `period` seconds (per process)."""
+        `limit` and `period`, start at most `limit` jobs per `period` seconds (per process).
+        With ``mode="async"`` the jobs (``async def perform``) run as tasks on one event loop,
+        so `workers` can be in the hundreds without a thread each."""
+        if mode not in QUEUE_MODES:
+            raise ConfigurationError(
+                f"queue {name!r}: mode must be one of {QUEUE_MODES}, got {mode!r}"
+            )
         config = QueueConfig(
             name=name,
             workers=workers,
@@ -137,12 +181,19 @@ class JoobQ:
                 raise ConfigurationError(
                     f"queue {name!r}: jobs must be Job subclasses, got {klass!r}"
                 )
-        return self._define(config, classes)
+            if mode == "async" and not inspect.iscoroutinefunction(klass.perform):
+                raise ConfigurationError(
+                    f"queue {name!r} runs in async mode, so {klass.__qualname__}.perform must "
+                    "be an `async def`"
+                )
+        return self._define(config, classes, mode=mode)
 
     def _add_queue_config(self, config: QueueConfig) -> None:
         self._define(config, tuple(_import_job_class(ref, config.name) for ref in config.jobs))
 
-    def _define(self, config: QueueConfig, classes: tuple[type[Job], ...]) -> QueueDefinition:
+    def _define(
+        self, config: QueueConfig, classes: tuple[type[Job], ...], *, mode: str = "threads"
+    ) -> QueueDefinition:
         if config.name in self.queues:
             raise ConfigurationError(f"queue {config.name!r} is defined twice")
         definition = QueueDefinition(
@@ -151,6 +202,7 @@ class JoobQ:
             job_classes=classes,
             throttle_limit=config.throttle_limit,
             throttle_period=config.throttle_period,
+            mode=mode,
         )
         self.queues[config.name] = definition
         with _apps_lock:
@@ -297,6 +349,22 @@ class JoobQ:
         rows = [self.new_job(job) for job in jobs]
         return self.store.enqueue_jobs(rows, batch_size=batch_size, connection=connection)
 
+    async def enqueue_async(self, job: Job, *, connection: Any = None, **options: Any) -> UUID:
+        """enqueue() from asyncio, through `async_store`; `connection` is your AsyncConnection
+        or AsyncSession."""
+        row = self.new_job(job, **options)
+        return (await self.async_store.enqueue_jobs([row], connection=connection))[0]
+
+    async def enqueue_many_async(
+        self, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
+    ) -> list[UUID]:
+        """enqueue_many() from asyncio, through `async_store`."""
+        check.positive_int(batch_size, what="batch_size")
+        rows = [self.new_job(job) for job in jobs]
+        return await self.async_store.enqueue_jobs(
+            rows, batch_size=batch_size, connection=connection
+        )
+
     # -- running -----------------------------------------------------------------------------
 
     def start(self, queues: Iterable[str] | None = None) -> Worker:
@@ -358,10 +426,18 @@ class JoobQ:
         return self.store.queue_stats()
 
     def close(self) -> None:
-        """Close the store's connections."""
+        """Close the store's connections (and the async store's)."""
         with self._store_lock:
+            if self._async_store is not None:
+                self._async_store.close()
             if self._store is not None:
                 self._store.close()
+
+    async def aclose(self) -> None:
+        """Close the async store's connections on the running event loop (call it before the
+        loop ends, e.g. at the end of your web application's lifespan)."""
+        if self._async_store is not None:
+            await self._async_store.aclose()
 
 
 def _sets_own(klass: type[Job], name: str) -> bool:
@@ -417,8 +493,23 @@ def enqueue_job(job: Job, *, connection: Any = None, **options: Any) -> UUID:
 def enqueue_jobs(jobs: list[Job], *, batch_size: int, connection: Any) -> list[UUID]:
     if not jobs:
         return []
+    return _one_app(jobs).enqueue_many(jobs, batch_size=batch_size, connection=connection)
+
+
+def _one_app(jobs: list[Job]) -> JoobQ:
     apps = {id(app_for(type(job))): app_for(type(job)) for job in jobs}
     if len(apps) > 1:
         raise ConfigurationError("batch_enqueue got jobs of different JoobQ applications")
     (app,) = apps.values()
-    return app.enqueue_many(jobs, batch_size=batch_size, connection=connection)
+    return app
+
+
+async def enqueue_job_async(job: Job, *, connection: Any = None, **options: Any) -> UUID:
+    return await app_for(type(job)).enqueue_async(job, connection=connection, **options)
+
+
+async def enqueue_jobs_async(jobs: list[Job], *, batch_size: int, connection: Any) -> list[UUID]:
+    if not jobs:
+        return []
+    app = _one_app(jobs)
+    return await app.enqueue_many_async(jobs, batch_size=batch_size, connection=connection)
