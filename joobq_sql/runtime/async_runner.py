@@ -1,0 +1,396 @@
+"""Runs one queue's ``async def perform`` jobs as tasks on one event loop: no thread per job.
+
+Select it per queue: ``app.queue("fetch", workers=200, jobs=[Fetch], mode="async")``. Up to
+`workers` jobs of the queue then run at once as asyncio tasks on the worker's event loop (the
+one AsyncLoop thread that also serves the async jobs of threaded queues), so a queue of many
+I/O-bound jobs costs no thread per job.
+
+It offers Worker the interface of QueueRunner (start, wake, held_jids, running_jids,
+request_cancel, set_paused, begin_shutdown, wait_idle, finish, counters) and keeps its
+behaviour:
+
+- **Claims** go through an AsyncStore on the loop: an AsyncPostgresStore of its own on the
+  worker's database when the store is a PostgresStore (the claim never blocks the loop), else
+  the sync store through AsyncStoreAdapter. It claims only for free slots, at most
+  `worker_batch_size` at a time, and never while the queue is paused.
+- **Acknowledgements, leases, pauses, cancel requests and maintenance** are the Worker's shared
+  parts, the same as for threaded queues: the Acker writes fenced batches, the Heartbeat renews
+  the leases of every job this runner holds, the ControlWatcher hands over pauses and cancels.
+- **Timeouts**: ``asyncio.timeout`` cancels the job at its deadline; it fails with JobTimeout
+  through the retry path.
+- **Cancel**: a cancel request cancels the job's task; the job ends dead, reason "cancelled".
+- **Shutdown**: stop claiming, release jobs that have not started (waiting for the queue's
+  throttle), let running ones finish within the grace period; then they are cancelled and fail
+  through the retry path, as threaded mode's async jobs do.
+
+A job class with a plain ``def perform`` in an async queue still runs, in a thread of the
+loop's default executor; its timeout fails it but cannot stop that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ..job import Job, JobCancelled
+from ..settings import Settings
+from ..store.base import Store
+from ..store.postgres.async_store import AsyncPostgresStore, AsyncStore, AsyncStoreAdapter
+from ..store.postgres.store import PostgresStore
+from ..store.records import Failure, JobRecord
+from .acker import Acker
+from .async_loop import AsyncLoop
+from .error_details import error_details
+from .error_monitor import ErrorMonitor
+from .middleware import JobContext, Middleware, ShutdownBeforeStart, chain
+from .retry import is_retryable, retry_delay
+from .throttle import Throttle
+from .timeouts import JobTimeout
+
+logger = logging.getLogger("joobq_sql.worker")
+
+#: How long begin_shutdown waits for an in-flight claim before going on without it.
+_SHUTDOWN_WAIT = 30.0
+
+
+@dataclass
+class _Run:
+    record: JobRecord
+    job: Job
+    task: asyncio.Task[None] | None = None
+    started: bool = False
+
+
+class AsyncQueueRunner:
+    """QueueRunner's counterpart for async queues (see the module docstring). It takes the
+    same keyword arguments, so Worker builds either one the same way."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        workers: int,
+        store: Store,
+        worker_id: str,
+        settings: Settings,
+        middlewares: Sequence[Middleware],
+        acker: Acker,
+        async_loop: AsyncLoop,
+        errors: ErrorMonitor,
+        throttle: Throttle | None = None,
+        async_store: AsyncStore | None = None,
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self.worker_id = worker_id
+        self.settings = settings
+        self.acker = acker
+        self.async_loop = async_loop
+        self.errors = errors
+        self.throttle = throttle
+        self.middlewares: list[Middleware] = list(middlewares)
+        self._owns_store = async_store is None
+        if async_store is not None:
+            self.store: AsyncStore = async_store
+        elif isinstance(store, PostgresStore):
+            # Its own small pool on the worker's loop: one fetch loop and the releases.
+            self.store = AsyncPostgresStore.from_store(store, pool_size=2)
+        else:
+            self.store = AsyncStoreAdapter(store)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fetcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._paused = False
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # runs were added or removed
+        self._runs: dict[UUID, _Run] = {}
+        self.counters = {
+            "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
+            "claimed": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "timed_out": 0,
+            "released": 0,
+        }
+
+    # -- the interface Worker uses (called from its threads) ---------------------------------
+
+    def start(self) -> None:
+        self._loop = self.async_loop.run(_running_loop(), None)
+        self.async_loop.run(self._start_fetcher(), None)
+
+    def wake(self) -> None:
+        """New jobs may be waiting (a NOTIFY arrived): claim now instead of at the next poll."""
+        self._soon(self._wake.set)
+
+    def set_paused(self, paused: bool) -> None:
+        """A paused queue starts no new job; on resume it claims at once."""
+        was_paused, self._paused = self._paused, paused
+        if was_paused and not paused:
+            self.wake()
+
+    def running_jids(self) -> list[UUID]:
+        with self._lock:
+            return list(self._runs)
+
+    def held_jids(self) -> set[UUID]:
+        """Every job this runner has claimed and not yet handed to the acker."""
+        with self._lock:
+            return set(self._runs)
+
+    def request_cancel(self, jid: UUID) -> None:
+        """Hand a cancel request to a job: its flag, and cancellation of its task."""
+        self._soon(self._cancel, jid)
+
+    def begin_shutdown(self) -> None:
+        """Stop claiming and hand back the claimed jobs that have not started."""
+        if self._loop is None:
+            self._stopping = True
+            return
+        future = asyncio.run_coroutine_threadsafe(self._begin_shutdown(), self._loop)
+        try:
+            future.result(_SHUTDOWN_WAIT)
+        except concurrent.futures.TimeoutError:
+            logger.warning("queue %r: a claim was still in flight at shutdown", self.name)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job of this queue runs; False if some still do after `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._runs, timeout)
+
+    def finish(self) -> None:
+        """Cancel what still runs (it fails through the retry path) and close the runner's
+        own connections."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._finish(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(5.0)
+
+    # -- on the loop -------------------------------------------------------------------------
+
+    def _soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already stopped
+                loop.call_soon_threadsafe(callback, *args)
+
+    async def _start_fetcher(self) -> None:
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name=f"joobq-fetch-{self.name}")
+
+    async def _begin_shutdown(self) -> None:
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+        if self._fetcher is not None:
+            await asyncio.wait([self._fetcher])
+        unstarted = [r.task for r in self._runs.values() if not r.started and r.task is not None]
+        if unstarted:
+            await asyncio.wait(unstarted)  # each one sees the stop and releases itself
+
+    async def _finish(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        if self._owns_store:
+            with contextlib.suppress(Exception):
+                await self.store.aclose()
+
+    def _cancel(self, jid: UUID) -> None:
+        run = self._runs.get(jid)
+        if run is None:
+            return
+        run.job._cancel.set()
+        if run.task is not None:
+            run.task.cancel()
+
+    def _claim_size(self) -> int:
+        if self._paused:
+            return 0
+        free = self.workers - len(self._runs)
+        return max(0, min(self.settings.worker_batch_size, free))
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self.counters["passes"] += 1
+            want = self._claim_size()
+            if want:
+                try:
+                    records = await self.store.claim_jobs(
+                        self.name, self.worker_id, want, lease=self.settings.lease
+                    )
+                    runnable = await self.store.screen_claimed(records) if records else []
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    delay = min(0.05 * 2**failures, 5.0)
+                    logger.warning(
+                        "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
+                    )
+                    await self._idle(delay)
+                    continue
+                self.counters["claimed"] += len(records)
+                if self._stopping:  # claimed as shutdown began: hand them straight back
+                    await self._release([record.jid for record, _ in runnable])
+                    return
+                for record, job in runnable:
+                    self._launch(record, job)
+                if len(records) == want:
+                    continue  # the queue may hold more: claim again before waiting
+            await self._idle(self.settings.poll_interval)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a wake-up (NOTIFY, a freed slot, shutdown) or `seconds`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def _launch(self, record: JobRecord, job: Job) -> None:
+        run = _Run(record, job)
+        with self._changed:
+            self._runs[record.jid] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"joobq-{self.name}-{record.jid}")
+
+    def _forget(self, run: _Run) -> None:
+        with self._changed:
+            self._runs.pop(run.record.jid, None)
+            self._changed.notify_all()
+        self._wake.set()  # a slot is free: claim for it now rather than at the next poll
+
+    async def _execute(self, run: _Run) -> None:
+        failure: BaseException | None = None
+        try:
+            if self._stopping or not await self._throttle_start():
+                raise ShutdownBeforeStart("the worker stopped before the job started")
+            run.started = True
+            await self._perform(run)
+        except ShutdownBeforeStart:
+            self._forget(run)
+            await self._release([run.record.jid])
+            return
+        except asyncio.CancelledError as exc:
+            if not run.started and not run.job.cancel_requested:
+                self._forget(run)
+                await self._release([run.record.jid])
+                return
+            failure = exc
+        except BaseException as exc:  # SystemExit or KeyboardInterrupt from a job fail the job
+            failure = exc
+        try:
+            self._acknowledge(run, failure)
+        finally:
+            self._forget(run)
+
+    async def _throttle_start(self) -> bool:
+        """Wait for the queue's throttle; False if the worker stopped first."""
+        if self.throttle is None:
+            return True
+        while (delay := self.throttle.wait_time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+                    return False
+        return True
+
+    async def _perform(self, run: _Run) -> None:
+        job = run.job
+        klass = type(job)
+        seconds = klass.timeout.total_seconds() if klass.timeout else self.settings.timeout
+        context = JobContext(record=run.record, worker_id=self.worker_id, queue=self.name)
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                # Middlewares run on the loop; call_next() gives the perform coroutine, which
+                # an `async def` middleware can await to see its outcome.
+                result = chain(self.middlewares, job, context, lambda: _start_perform(job))()
+                while inspect.isawaitable(result):
+                    result = await result
+        except TimeoutError:
+            if scope.expired():
+                self.counters["timed_out"] += 1
+                raise JobTimeout(f"the job did not finish within {seconds:g}s") from None
+            raise
+
+    def _acknowledge(self, run: _Run, failure: BaseException | None) -> None:
+        if failure is None:
+            self.counters["succeeded"] += 1
+            self.acker.complete(run.record.completion)
+            return
+        self.counters["failed"] += 1
+        cancelled = run.job.cancel_requested and isinstance(
+            failure, JobCancelled | asyncio.CancelledError
+        )
+        self.acker.fail(self._failure(run, failure, cancelled=cancelled))
+
+    async def _release(self, jids: list[UUID]) -> None:
+        if not jids:
+            return
+        try:
+            await self.store.release_jobs(self.worker_id, jids)
+            self.counters["released"] += len(jids)
+        except Exception as exc:  # their leases expire and the rescuer requeues them
+            logger.warning("releasing %d unstarted jobs failed (%s)", len(jids), exc)
+
+    def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool) -> Failure:
+        record, klass = run.record, type(run.job)
+        details = error_details(
+            exc,
+            jid=record.jid,
+            queue=record.queue,
+            job_type=record.job_type,
+            attempt=record.attempt,
+            worker_id=self.worker_id,
+        )
+        self.errors.record(details)
+        logger.info(
+            "job %s (%s) attempt %d failed: %s: %s",
+            record.jid,
+            record.job_type,
+            record.attempt,
+            type(exc).__qualname__,
+            exc,
+        )
+        if cancelled:
+            return Failure(record.jid, record.attempt, self.worker_id, details, None, "cancelled")
+        if not isinstance(exc, JobTimeout) and not is_retryable(klass, exc):
+            reason = f"not retryable: {type(exc).__qualname__}: {exc}"[:500]
+            return Failure(record.jid, record.attempt, self.worker_id, details, None, reason)
+        try:
+            delay = retry_delay(
+                klass,
+                record.attempt,
+                jitter=self.settings.retry_jitter,
+                max_backoff=self.settings.max_backoff,
+            )
+        except Exception as backoff_error:  # a broken custom backoff must not lose the job
+            logger.warning(
+                "%s.backoff failed (%s); using JoobQ's schedule", klass.__qualname__, backoff_error
+            )
+            delay = retry_delay(Job, record.attempt, max_backoff=self.settings.max_backoff)
+        return Failure(record.jid, record.attempt, self.worker_id, details, delay)
+
+
+def _start_perform(job: Job) -> Any:
+    """The awaitable of one run: the coroutine of an ``async def perform``, else the sync
+    perform in a thread of the loop's default executor."""
+    if inspect.iscoroutinefunction(type(job).perform):
+        return job.perform()
+    return asyncio.to_thread(job.perform)
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
