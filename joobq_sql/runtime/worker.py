@@ -17,6 +17,7 @@ from ..scheduler.runner import SchedulerRunner
 from ..store.postgres.store import PostgresStore
 from .acker import Acker
 from .async_loop import AsyncLoop
+from .async_runner import AsyncQueueRunner
 from .control_watcher import ControlWatcher
 from .heartbeat import Heartbeat
 from .maintenance import CompletedPruner, DeadPurger, ExpirySweeper, LeaseRescuer, Maintainer
@@ -44,7 +45,7 @@ class Worker:
         self.async_loop = AsyncLoop()
         self.acker = Acker(store, dead_letter_ttl=settings.dead_letter_ttl)
         self.runners = {
-            q.name: QueueRunner(
+            q.name: (AsyncQueueRunner if q.mode == "async" else QueueRunner)(
                 name=q.name,
                 workers=q.workers,
                 store=store,
