@@ -571,3 +571,29 @@ def test_prefetch_claims_ahead_and_hands_the_extra_jobs_back_on_shutdown(make_ap
     RtGate.gate.set()
     stopping.join(15)
     assert log.snapshot() == [("gate", 0)]
+
+
+@pytest.mark.parametrize("kind", ["connection", "session"])
+def test_transactional_enqueue_commits_as_you_go(make_app, database_url, kind) -> None:
+    """No explicit begin(): SQLAlchemy 2's commit-as-you-go style must keep the job too."""
+    app = make_app()
+    app.queue("default", workers=1, jobs=[RtHello])
+    engine = create_engine(database_url)
+    try:
+        if kind == "connection":
+            with engine.connect() as conn:
+                kept = RtHello.enqueue(n=1, connection=conn)
+                conn.commit()
+            with engine.connect() as conn:
+                dropped = RtHello.enqueue(n=2, connection=conn)
+                conn.rollback()
+        else:
+            with Session(engine) as session:
+                kept = RtHello.enqueue(n=1, connection=session)
+                session.commit()
+            with Session(engine) as session:
+                dropped = RtHello.enqueue(n=2, connection=session)
+        assert app.store.get_job(kept) is not None
+        assert app.store.get_job(dropped) is None
+    finally:
+        engine.dispose()

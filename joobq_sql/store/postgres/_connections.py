@@ -46,6 +46,12 @@ def driver_connection(connection: Any) -> psycopg.Connection[Any]:
     get_connection = getattr(connection, "connection", None)
     if callable(get_connection):  # a Session: its connection joins its transaction
         connection = connection.connection()
+    # We write through the DBAPI connection, which SQLAlchemy does not watch: if SQLAlchemy
+    # has not begun a transaction yet, begin it now, or the caller's commit() would find
+    # nothing to commit and the job would be rolled back when the connection is returned.
+    in_transaction = getattr(connection, "in_transaction", None)
+    if callable(in_transaction) and not in_transaction():
+        connection.begin()
     dbapi = getattr(getattr(connection, "connection", None), "driver_connection", None)
     if not isinstance(dbapi, psycopg.Connection):
         raise TypeError(
