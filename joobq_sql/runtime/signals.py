@@ -36,9 +36,11 @@ def run_until_signalled(start: Callable[[], Worker], *, grace: float) -> int:
         worker = start()
         while not requested.wait(0.5):
             pass
-        threading.Thread(
-            target=lambda: hurried.wait() and worker.hurry(), name="joobq-hurry", daemon=True
-        ).start()
+        def hurry_on_second_signal() -> None:
+            hurried.wait()
+            worker.hurry()
+
+        threading.Thread(target=hurry_on_second_signal, name="joobq-hurry", daemon=True).start()
         worker.stop(grace)
     finally:
         for sig, handler in previous.items():

@@ -28,7 +28,7 @@ def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> 
     ident = thread.ident
     if ident is None or not thread.is_alive():
         return False
-    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+    changed: int = ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(ident), ctypes.py_object(exc_type)
     )
     if changed > 1:  # never expected; undo so no other thread is hit

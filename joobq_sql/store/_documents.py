@@ -23,7 +23,8 @@ def parse_document(job: str | Job, *, what: str = "job") -> dict[str, Any]:
     else:
         raise TypeError(f"{what} must be a Job or its JSON string, got {type(job).__name__}")
     document["jid"] = parse_jid(document.get("jid"), what=f"{what}['jid']")
-    return document
+    result: dict[str, Any] = document
+    return result
 
 
 def parse_jid(value: Any, *, what: str = "jid") -> UUID:

@@ -90,7 +90,9 @@ class PostgresStore(Store):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _rows(self, name: str, params: dict[str, Any], connection: Any = None) -> list[dict]:
+    def _rows(
+        self, name: str, params: dict[str, Any], connection: Any = None
+    ) -> list[dict[str, Any]]:
         with self._db.cursor(connection) as cur:
             cur.execute(self._sql[name], params)
             return cur.fetchall() if cur.description is not None else []
@@ -484,7 +486,8 @@ class PostgresStore(Store):
             cur.execute(self._sql["now"])
             row = cur.fetchone()
         assert row is not None
-        return row["now"]
+        now: datetime = row["now"]
+        return now
 
 
 #: From this many jobs in one enqueue (and none unique), COPY is used instead of INSERT.
