@@ -148,6 +148,12 @@ class JoobQ:
             return AsyncPostgresStore.from_store(store, **pool)
         return AsyncStoreAdapter(store)
 
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when no store and no database URL were given: the store, once built, is the
+        embedded PostgreSQL."""
+        return self._store is None and self.settings.database_url is None
+
     # -- queues and middleware ---------------------------------------------------------------
 
     def queue(

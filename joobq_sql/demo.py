@@ -27,6 +27,7 @@ from typing import Any
 
 from .app import JoobQ
 from .job import Job
+from .runtime.worker import Worker
 from .store.base import Store
 
 _runs: Counter[str] = Counter()
@@ -198,41 +199,20 @@ def enqueue_mix() -> None:
 
 
 class Recurring:
-    """The recurring part: `app.every` when the application has a scheduler, stopped after
-    RECURRING_FOR seconds so that the demo can end."""
+    """The recurring part: `app.every(1 s)`, whose scheduler is stopped after RECURRING_FOR
+    seconds so that the demo can end."""
 
     def __init__(self, app: JoobQ) -> None:
-        self.app = app
-        self.scheduled = hasattr(app, "every")
-        if self.scheduled:
-            app.every(timedelta(seconds=1), DemoHeartbeat, name="demo-heartbeat")
-        self._thread: threading.Thread | None = None
+        app.every(timedelta(seconds=1), DemoHeartbeat, name="demo-heartbeat")
         self._done = threading.Event()
 
-    def start(self, worker: Any) -> None:
-        if self.scheduled:
-            self._thread = threading.Thread(target=self._stop_after, args=(worker,), daemon=True)
-        else:
-            # Fallback for an application without a scheduler: enqueue the recurring job once a
-            # second for the first RECURRING_FOR seconds.
-            self._thread = threading.Thread(target=self._enqueue_loop, daemon=True)
-        self._thread.start()
+    def start(self, worker: Worker) -> None:
+        def stop_after() -> None:
+            time.sleep(RECURRING_FOR)
+            worker.stop_scheduler()
+            self._done.set()
 
-    def _stop_after(self, worker: Any) -> None:
-        time.sleep(RECURRING_FOR)
-        scheduler = getattr(worker, "scheduler", None)
-        if scheduler is not None:
-            scheduler.stop()
-        self._done.set()
-
-    def _enqueue_loop(self) -> None:
-        started = time.monotonic()
-        beat = 0
-        while time.monotonic() - started < RECURRING_FOR:
-            DemoHeartbeat.enqueue()
-            beat += 1
-            time.sleep(max(started + beat - time.monotonic(), 0))
-        self._done.set()
+        threading.Thread(target=stop_after, name="demo-recurring", daemon=True).start()
 
     @property
     def done(self) -> bool:

@@ -61,7 +61,7 @@ def command(
     _export_database_options(ctx, cli)
     app = import_app(app_reference)
     names = _selected_queues(app, queues)
-    if app.settings.database_url is None and getattr(app, "_store", None) is None:
+    if app.uses_embedded_database:
         # The application falls back to the embedded server: start it here, once, say so, and
         # hand its URL to any child processes so that they do not race to start it too.
         os.environ["JOOBQ_DATABASE_URL"] = start_embedded(schema=app.settings.schema, migrate=True)

@@ -176,6 +176,12 @@ class Worker:
         self._stopped.set()
         return idle
 
+    def stop_scheduler(self) -> None:
+        """Stop enqueueing this application's recurring and cron jobs from this process (other
+        processes running the scheduler go on); the queues keep working."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
     def hurry(self) -> None:
         """Skip the rest of the grace period (a second SIGTERM/SIGINT)."""
         self._hurry.set()
