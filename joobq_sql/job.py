@@ -83,8 +83,7 @@ class Job:
 
     _field_types: ClassVar[dict[str, Any] | None] = None
 
-    # Set on every instance: the job's id, and the run it is on (0 before its first run).
-    jid: UUID
+    # Set on every instance: the run it is on (0 before its first run).
     attempt: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -126,9 +125,25 @@ class Job:
         return cls._field_types
 
     def __post_init__(self) -> None:
-        self.jid = uuid7()
         self.attempt = 0
-        self._cancel = threading.Event()
+        self._cancelled = False
+
+    @property
+    def jid(self) -> UUID:
+        """The job's id: a time-ordered UUID, made on first use (a job decoded from the store
+        gets its stored jid instead, so decoding never spends time making one)."""
+        jid: UUID | None = self.__dict__.get("_jid")
+        if jid is None:
+            jid = self.__dict__["_jid"] = uuid7()
+        return jid
+
+    @jid.setter
+    def jid(self, value: UUID) -> None:
+        self.__dict__["_jid"] = value
+
+    def _request_cancel(self) -> None:
+        """Called by the worker when a cancel request for this running job arrives."""
+        self._cancelled = True
 
     # -- unique jobs and cooperative cancel --------------------------------------------------
 
@@ -142,12 +157,12 @@ class Job:
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this running job (``jobs cancel``, the API).
         A long job should check it, or call ``check_cancelled()``, between steps."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled if a cancel was asked for: the job then ends as dead with reason
         "cancelled", and is not retried."""
-        if self._cancel.is_set():
+        if self._cancelled:
             raise JobCancelled(f"{type(self).__qualname__} {self.jid} was cancelled")
 
     # -- JSON ------------------------------------------------------------------------------

@@ -212,7 +212,7 @@ class AsyncQueueRunner:
         run = self._runs.get(jid)
         if run is None:
             return
-        run.job._cancel.set()
+        run.job._request_cancel()
         if run.task is not None:
             run.task.cancel()
 

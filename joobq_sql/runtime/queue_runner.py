@@ -148,7 +148,7 @@ class QueueRunner:
             run = self._runs.get(jid)
         if run is None:
             return
-        run.job._cancel.set()
+        run.job._request_cancel()
         if run.future is not None:
             run.future.cancel()
 
