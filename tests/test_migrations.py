@@ -29,8 +29,15 @@ from joobq_sql.store.postgres.schema import (
 from tests.conftest import libpq_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-JOOBQ_TABLES = {"jobs", "queue_counters", "queue_pauses", "schedule_ticks"}
-HEAD = "0002"
+JOOBQ_TABLES = {
+    "jobs",
+    "queue_counters",
+    "queue_pauses",
+    "schedule_ticks",
+    "workers",
+    "queue_throughput",
+}
+HEAD = "0003"
 PARTIAL_INDEXES = {
     "jobs_claim_idx",
     "jobs_lease_idx",
@@ -510,5 +517,5 @@ def test_migrations_path_holds_the_revisions() -> None:
 
     assert (path / "env.py").is_file()
     assert (path / "versions" / "0001_initial_schema.py").is_file()
-    assert migrate.history() == ["0001", "0002"]
+    assert migrate.history() == ["0001", "0002", "0003"]
     assert migrate.alembic_config().get_main_option("script_location") == str(path)

@@ -66,4 +66,4 @@ def test_an_installed_wheel_migrates_a_database_on_its_own(
     assert result.returncode == 0, result.stderr
     where, revision = result.stdout.split()
     assert Path(where) == target / "joobq_sql" / "_migrations"
-    assert revision == "0002"
+    assert revision == "0003"

@@ -597,3 +597,15 @@ def test_transactional_enqueue_commits_as_you_go(make_app, database_url, kind) -
         assert app.store.get_job(dropped) is None
     finally:
         engine.dispose()
+
+
+def test_a_running_worker_is_listed_alive_and_forgotten_when_it_stops(make_app) -> None:
+    app = make_app()
+    app.queue("default", workers=1, jobs=[RtHello])
+    worker = start(app)
+    (alive,) = app.store.live_workers()
+    assert (alive.worker_id, alive.queues) == (worker.worker_id, ("default",))
+    RtHello.enqueue(n=1)
+    wait_until(lambda: app.store.completed_per_minute().get("default"), what="throughput counted")
+    worker.stop(grace=5)
+    assert app.store.live_workers() == []

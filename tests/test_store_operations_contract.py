@@ -281,3 +281,33 @@ def test_of_two_dead_jobs_with_one_key_only_the_oldest_is_redriven(store: Store)
     kill(store, second)
     assert store.retry_jobs([second, first]) == [first]
     assert store.get_job(second).status is JobStatus.DEAD
+
+
+# -- workers and throughput --------------------------------------------------------------------
+
+
+def test_workers_are_seen_alive_and_forgotten_when_gone(store: Store) -> None:
+    store.worker_seen("host:1:a", host="host", pid=1, queues=["ops", "mail"])
+    store.worker_seen("host:2:b", host="host", pid=2, queues=["ops"])
+    first = {w.worker_id: w for w in store.live_workers()}
+    assert sorted(first) == ["host:1:a", "host:2:b"]
+    assert first["host:1:a"].queues == ("ops", "mail") and first["host:1:a"].pid == 1
+    store.worker_seen("host:1:a", host="host", pid=1, queues=["ops"])
+    again = {w.worker_id: w for w in store.live_workers()}
+    assert again["host:1:a"].started_at == first["host:1:a"].started_at
+    assert again["host:1:a"].last_seen_at >= first["host:1:a"].last_seen_at
+    assert again["host:1:a"].queues == ("ops",)
+    store.worker_gone("host:2:b")
+    assert [w.worker_id for w in store.live_workers()] == ["host:1:a"]
+
+
+def test_completions_are_counted_per_queue_per_minute(store: Store) -> None:
+    store.enqueue_jobs([new_job(i) for i in range(5)] + [new_job(9, queue="other")])
+    claimed = store.claim_jobs("ops", "w", 5) + store.claim_jobs("other", "w", 5)
+    store.complete_jobs([r.completion for r in claimed])
+    per_minute = store.completed_per_minute(since=3600)
+    assert {q: sum(m.values()) for q, m in per_minute.items()} == {"ops": 5, "other": 1}
+    (minute,) = per_minute["ops"]
+    assert minute.second == 0 and minute.microsecond == 0
+    assert abs((store.now() - minute).total_seconds()) < 120
+    assert store.prune_history(older_than=86400) == 0

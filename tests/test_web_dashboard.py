@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -17,7 +16,6 @@ from starlette.routing import Mount, Route
 
 from joobq_sql import JoobQ
 from joobq_sql.web import create_app
-from joobq_sql.web.throughput import Rate, Throughput
 from tests.test_web_support import MAIL, REPORTS, WebEmail, WebReport, fail_queue
 
 pytest_plugins = ["tests.test_web_support"]
@@ -172,35 +170,20 @@ def test_dashboard_pages_are_not_cached(client: httpx.Client, path: str) -> None
     assert client.get(path).headers["cache-control"] == "no-store"
 
 
-def test_the_overview_shows_jobs_completed_since_it_started_watching(
+def test_the_overview_shows_jobs_completed_in_the_last_hour_and_live_workers(
     client: httpx.Client, web_app: JoobQ
 ) -> None:
     for i in range(3):
         WebEmail.enqueue(to=str(i))
-    client.get("/")  # the first sample of the completed counters
     claimed = web_app.store.claim_jobs(MAIL, "w", 2)
     web_app.store.complete_jobs([r.completion for r in claimed])
-    time.sleep(1.1)
+    web_app.store.worker_seen("web-test:1:x", host="web-test", pid=1, queues=[MAIL])
     page = client.get("/").text
     card = page.split('id="throughput"', 1)[1].split("</div>", 1)[0]
-    assert '<span class="value">2</span>' in card and "jobs completed in the last 1." in card
+    assert '<span class="value">2</span>' in card and "jobs completed in the last hour" in card
     (mail,) = [r for r in rows(page, "queues") if f'data-queue="{MAIL}"' in r]
     assert re.findall(r'<td class="num">(?:<a [^>]*>)?([^<]*)', mail)[-1] == "2"
-
-
-def test_throughput_counts_from_the_newest_sample_an_hour_old() -> None:
-    now = [0.0]
-    throughput = Throughput(clock=lambda: now[0])
-    for at, completed in ((0, 5), (5, 6), (1800, 20), (4000, 50), (4005, 52)):
-        now[0] = at
-        throughput.observe({"q": completed})
-    rate = throughput.last_hour()
-    # (5, 6) was replaced by (1800, 20), being within 10 s of (0, 5); the baseline is the newest
-    # sample at or before 4005 - 3600 = 405, which is (0, 5).
-    assert (rate.completed, rate.span) == ({"q": 47}, 4005)
-    now[0] = 5500
-    throughput.observe({"q": 60})
-    assert throughput.last_hour() == Rate({"q": 40}, 3700)  # from (1800, 20)
-    now[0] = 5501
-    throughput.observe({"q": 3})  # the counters were reset: count from zero
-    assert throughput.last_hour().completed == {"q": 3}
+    alive = page.split('id="workers-alive"', 1)[1].split("</div>", 1)[0]
+    assert '<span class="value">1</span>' in alive
+    assert "web-test:1:x" in page.split('id="workers"', 1)[1]
+    web_app.store.worker_gone("web-test:1:x")

@@ -26,6 +26,7 @@ class Heartbeat:
         interval: float,
         held_jids: Callable[[], set[UUID]],
         on_lost: Callable[[set[UUID]], None] | None = None,
+        presence: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -33,6 +34,7 @@ class Heartbeat:
         self.interval = interval
         self._held_jids = held_jids
         self._on_lost = on_lost
+        self._presence = presence
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="joobq-heartbeat", daemon=True)
         self.beats = 0
@@ -46,6 +48,8 @@ class Heartbeat:
         self._thread.join(timeout)
 
     def beat(self) -> None:
+        if self._presence is not None:
+            self._presence()  # this worker is alive, even with nothing to renew
         held = self._held_jids()
         if not held:
             return

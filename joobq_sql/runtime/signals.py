@@ -36,6 +36,7 @@ def run_until_signalled(start: Callable[[], Worker], *, grace: float) -> int:
         worker = start()
         while not requested.wait(0.5):
             pass
+
         def hurry_on_second_signal() -> None:
             hurried.wait()
             worker.hurry()

@@ -3,6 +3,7 @@ acknowledger, the lease heartbeat, the LISTEN/NOTIFY listener and the maintenanc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -20,7 +21,14 @@ from .async_loop import AsyncLoop
 from .async_runner import AsyncQueueRunner
 from .control_watcher import ControlWatcher
 from .heartbeat import Heartbeat
-from .maintenance import CompletedPruner, DeadPurger, ExpirySweeper, LeaseRescuer, Maintainer
+from .maintenance import (
+    CompletedPruner,
+    DeadPurger,
+    ExpirySweeper,
+    HistoryPruner,
+    LeaseRescuer,
+    Maintainer,
+)
 from .queue_runner import QueueRunner
 from .throttle import Throttle
 
@@ -70,6 +78,7 @@ class Worker:
             interval=settings.heartbeat_seconds,
             held_jids=self.held_jids,
             on_lost=self._lost,
+            presence=self._seen,
         )
         interval = settings.maintenance_interval
         self.maintainer = Maintainer(
@@ -78,6 +87,7 @@ class Worker:
                 ExpirySweeper(store, interval=interval),
                 DeadPurger(store, interval=interval),
                 CompletedPruner(store, interval=interval),
+                HistoryPruner(store, interval=max(interval, 60.0)),
             ]
         )
         self.listener = None
@@ -100,6 +110,11 @@ class Worker:
         )
         self._stopped = threading.Event()
         self._hurry = threading.Event()
+
+    def _seen(self) -> None:
+        self.store.worker_seen(
+            self.worker_id, host=socket.gethostname(), pid=os.getpid(), queues=list(self.runners)
+        )
 
     def held_jids(self) -> set[UUID]:
         held = self.acker.pending_jids()
@@ -125,6 +140,10 @@ class Worker:
             runner.wake()
 
     def start(self) -> None:
+        try:
+            self._seen()
+        except Exception as exc:  # the fetchers will report the database; do not fail start-up
+            logger.warning("registering worker %s failed (%s)", self.worker_id, exc)
         self.acker.start()
         if self.listener is not None:
             self.listener.start()
@@ -173,6 +192,8 @@ class Worker:
         if self.listener is not None:
             self.listener.stop()
         self.async_loop.stop()
+        with contextlib.suppress(Exception):
+            self.store.worker_gone(self.worker_id)
         self._stopped.set()
         return idle
 

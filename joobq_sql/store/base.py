@@ -29,6 +29,7 @@ from .records import (
     JobRecord,
     NewJob,
     QueueStats,
+    WorkerInfo,
 )
 
 #: The worker id of claims made through `dequeue`, which names no worker.
@@ -267,6 +268,26 @@ class Store(ABC):
     @abstractmethod
     def prune_ticks(self, *, older_than: float) -> int:
         """Forget ticks older than `older_than` seconds, keeping each schedule's latest."""
+
+    @abstractmethod
+    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
+        """Record that `worker_id` is alive and runs `queues` (called by its heartbeat)."""
+
+    @abstractmethod
+    def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+
+    @abstractmethod
+    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
+        """Workers heard from within the last `within` seconds, oldest first."""
+
+    @abstractmethod
+    def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:
+        """Per queue, jobs completed in each minute of the last `since` seconds."""
+
+    @abstractmethod
+    def prune_history(self, *, older_than: float = 86400.0) -> int:
+        """Forget per-minute throughput and silent workers older than `older_than` seconds."""
 
     @abstractmethod
     def now(self) -> datetime:

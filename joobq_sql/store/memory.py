@@ -32,6 +32,7 @@ from .records import (
     JobRecord,
     NewJob,
     QueueStats,
+    WorkerInfo,
     to_json_object,
 )
 
@@ -128,6 +129,8 @@ class MemoryStore(MemoryOperations, Store):
         self._counters: dict[str, dict[str, int]] = {}
         self._paused: set[str] = set()
         self._ticks: dict[str, dict[datetime, UUID]] = {}
+        self._workers: dict[str, WorkerInfo] = {}
+        self._throughput: dict[tuple[str, datetime], int] = {}
         self._next_seq = 1
 
     # -- helpers ---------------------------------------------------------------------------
@@ -321,6 +324,7 @@ class MemoryStore(MemoryOperations, Store):
                     done = JobStatus.COMPLETED
                     self._update(row, now, status=done, finished_at=now, **_UNCLAIMED)
                 self._count(row.queue, "completed")
+                self._count_completed(row.queue, now)
                 finished.append(c.jid)
             return finished
 

@@ -17,7 +17,7 @@ from uuid import UUID
 from .. import _validation as check
 from ..errors import DuplicateJobError
 from ..status import RUNNABLE_STATUSES, JobStatus
-from .records import JobRecord, NewJob
+from .records import JobRecord, NewJob, WorkerInfo
 
 _UNIQUE_WHILE = (*RUNNABLE_STATUSES, JobStatus.RUNNING)
 
@@ -28,6 +28,8 @@ class MemoryOperations:
     _jobs: dict[UUID, JobRecord]
     _paused: set[str]
     _ticks: dict[str, dict[datetime, UUID]]
+    _workers: dict[str, WorkerInfo]
+    _throughput: dict[tuple[str, datetime], int]
     dead_letter_ttl_seconds: float
     now: Callable[[], datetime]
     _select: Callable[..., list[JobRecord]]
@@ -224,6 +226,57 @@ class MemoryOperations:
         with self._lock:
             return set(self._paused)
 
+    # -- workers and throughput --------------------------------------------------------------
+
+    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
+        check.worker_id(worker_id)
+        names = tuple(check.queue_name(q) for q in queues)
+        with self._lock:
+            now = self.now()
+            known = self._workers.get(worker_id)
+            started = now if known is None else known.started_at
+            self._workers[worker_id] = WorkerInfo(
+                worker_id, str(host), int(pid), names, started, now
+            )
+
+    def worker_gone(self, worker_id: str) -> None:
+        check.worker_id(worker_id)
+        with self._lock:
+            self._workers.pop(worker_id, None)
+
+    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
+        horizon = timedelta(seconds=check.seconds(within, what="within"))
+        with self._lock:
+            now = self.now()
+            alive = [w for w in self._workers.values() if w.last_seen_at > now - horizon]
+            return sorted(alive, key=lambda w: (w.started_at, w.worker_id))
+
+    def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:
+        seconds = check.seconds(since, what="since")
+        with self._lock:
+            start = _minute(self.now() - timedelta(seconds=seconds))
+            out: dict[str, dict[datetime, int]] = {}
+            for (queue, minute), count in sorted(self._throughput.items(), key=lambda kv: kv[0][1]):
+                if minute >= start:
+                    out.setdefault(queue, {})[minute] = count
+            return out
+
+    def _count_completed(self, queue: str, now: datetime) -> None:
+        key = (queue, _minute(now))
+        self._throughput[key] = self._throughput.get(key, 0) + 1
+
+    def prune_history(self, *, older_than: float = 86400.0) -> int:
+        cutoff_s = check.seconds(older_than, what="older_than")
+        with self._lock:
+            cutoff = self.now() - timedelta(seconds=cutoff_s)
+            old = [k for k in self._throughput if k[1] < cutoff]
+            silent = [w for w, info in self._workers.items() if info.last_seen_at < cutoff]
+            for key in old:
+                del self._throughput[key]
+            for worker_id in silent:
+                del self._workers[worker_id]
+            return len(old) + len(silent)
+
     # -- schedule ticks --------------------------------------------------------------------
 
     def enqueue_tick(self, schedule: str, tick: datetime, job: NewJob) -> bool:
@@ -271,6 +324,11 @@ class MemoryOperations:
                     del ticks[tick]
                     pruned += 1
             return pruned
+
+
+def _minute(moment: datetime) -> datetime:
+    """date_trunc('minute', moment), as the SQL buckets completions."""
+    return moment.replace(second=0, microsecond=0)
 
 
 def _uuids(values: Sequence[Any], method: str) -> list[UUID]:

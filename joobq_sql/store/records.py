@@ -249,6 +249,18 @@ def bound_error(error: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A running Worker, as its heartbeat last reported it."""
+
+    worker_id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    started_at: datetime
+    last_seen_at: datetime
+
+
 COUNTER_NAMES = ("completed", "retried", "dead", "expired", "rescued")
 
 

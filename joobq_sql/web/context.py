@@ -4,7 +4,7 @@ in-process metrics and the throughput samples."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +13,6 @@ from starlette.requests import Request
 from ..app import JoobQ
 from ..store.base import Store
 from .metrics.run_metrics import RunMetrics
-from .throughput import Throughput
 
 T = TypeVar("T")
 
@@ -23,7 +22,6 @@ class WebContext:
     app: JoobQ
     token: str | None
     run_metrics: RunMetrics
-    throughput: Throughput = field(default_factory=Throughput)
 
     @property
     def store(self) -> Store:

@@ -22,6 +22,7 @@ from .api.queues import queue_overview
 from .api.schedules import schedule_rows
 from .context import blocking, web_context
 from .errors import ApiError
+from .throughput import Rate
 
 PAGE_SIZE = 50
 REFRESH_SECONDS = 5
@@ -80,20 +81,27 @@ def _render(request: Request, name: str, page: str, **context: Any) -> Response:
 async def overview(request: Request) -> Response:
     context = web_context(request)
     data = await blocking(_overview_data, context.app)
-    context.throughput.observe({q["queue"]: q["totals"]["completed"] for q in data["queues"]})
-    rate = context.throughput.last_hour()
-    return _render(request, "overview.html", "overview", rate=rate, **data)
+    return _render(request, "overview.html", "overview", **data)
 
 
 def _overview_data(app: JoobQ) -> dict[str, Any]:
     queues = queue_overview(app)
-    running = app.store.search_jobs(status=JobStatus.RUNNING, limit=params.MAX_PAGE_SIZE)
+    per_minute = app.store.completed_per_minute(since=LAST_HOUR)
+    # Exact: the completion statements count jobs per queue per minute in the database.
+    rate = Rate({queue: sum(minutes.values()) for queue, minutes in per_minute.items()}, LAST_HOUR)
     return {
         "queues": queues,
         "paused": [q["queue"] for q in queues if q["paused"]],
-        "busy_workers": sorted({r.worker_id for r in running if r.worker_id}),
+        "workers": app.store.live_workers(within=WORKER_SILENCE),
+        "rate": rate,
         "now": app.store.now(),
     }
+
+
+#: Throughput is shown over this window.
+LAST_HOUR = 3600.0
+#: A worker not heard from for this long (three default heartbeats, and then some) is not alive.
+WORKER_SILENCE = 60.0
 
 
 async def jobs_page(request: Request) -> Response:

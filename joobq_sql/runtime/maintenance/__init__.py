@@ -4,12 +4,14 @@
 - ExpirySweeper: waiting jobs past their expiry go to dead, reason "expired".
 - DeadPurger: dead jobs past their dead-letter time are deleted.
 - CompletedPruner: kept completed jobs past their retention are deleted.
+- HistoryPruner: per-minute throughput and silent workers older than a day are forgotten.
 """
 
 from .completed_pruner import CompletedPruner
 from .dead_purger import DeadPurger
 from .duty import DEFAULT_LIMIT, MAX_PASSES_PER_RUN, Duty, StoreDuty
 from .expiry_sweeper import ExpirySweeper
+from .history_pruner import HistoryPruner
 from .lease_rescuer import LeaseRescuer
 from .maintainer import Maintainer
 
@@ -20,6 +22,7 @@ __all__ = [
     "DeadPurger",
     "Duty",
     "ExpirySweeper",
+    "HistoryPruner",
     "LeaseRescuer",
     "Maintainer",
     "StoreDuty",

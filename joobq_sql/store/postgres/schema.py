@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from ...status import RUNNABLE_STATUSES, JobStatus
 
@@ -172,6 +172,29 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         PrimaryKeyConstraint("schedule", "tick", name="schedule_ticks_pkey"),
     )
     Index("schedule_ticks_tick_idx", ticks.c.tick)
+    Table(
+        "workers",
+        metadata,
+        Column("worker_id", Text, nullable=False),
+        Column("host", Text, nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("queues", ARRAY(Text), nullable=False),
+        Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("worker_id", name="workers_pkey"),
+    )
+    # Completed jobs per queue per minute, written by the completion statements: exact
+    # throughput over the last hour without scanning anything big.
+    throughput = Table(
+        "queue_throughput",
+        metadata,
+        Column("queue", Text, nullable=False),
+        Column("minute", DateTime(timezone=True), nullable=False),
+        Column("shard", SmallInteger, nullable=False),
+        Column("completed", BigInteger, nullable=False, server_default=text("0")),
+        PrimaryKeyConstraint("queue", "minute", "shard", name="queue_throughput_pkey"),
+    )
+    Index("queue_throughput_minute_idx", throughput.c.minute)
     Table(
         "queue_counters",
         metadata,

@@ -21,6 +21,7 @@ from ..records import (
     JobRecord,
     NewJob,
     QueueStats,
+    WorkerInfo,
     to_json_object,
 )
 from ._connections import Connections, engine_from_url, url_from_environment
@@ -480,6 +481,33 @@ class PostgresStore(Store):
     def prune_ticks(self, *, older_than: float) -> int:
         seconds = check.seconds(older_than, what="older_than")
         return self._rowcount("prune_ticks", {"older_than_s": seconds})
+
+    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
+        params = {
+            "worker_id": check.worker_id(worker_id),
+            "host": str(host),
+            "pid": int(pid),
+            "queues": [check.queue_name(q) for q in queues],
+        }
+        self._rows("worker_seen", params)
+
+    def worker_gone(self, worker_id: str) -> None:
+        self._rows("worker_gone", {"worker_id": check.worker_id(worker_id)})
+
+    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
+        rows = self._rows("live_workers", {"within_s": check.seconds(within, what="within")})
+        return [WorkerInfo(**{**row, "queues": tuple(row["queues"])}) for row in rows]
+
+    def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:
+        rows = self._rows("completed_per_minute", {"since_s": check.seconds(since, what="since")})
+        out: dict[str, dict[datetime, int]] = {}
+        for row in rows:
+            out.setdefault(row["queue"], {})[row["minute"]] = int(row["completed"])
+        return out
+
+    def prune_history(self, *, older_than: float = 86400.0) -> int:
+        seconds = check.seconds(older_than, what="older_than")
+        return int(self._rows("prune_history", {"older_than_s": seconds})[0]["pruned"])
 
     def now(self) -> datetime:
         with self._db.cursor() as cur:

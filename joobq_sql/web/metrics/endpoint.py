@@ -86,7 +86,6 @@ async def metrics(request: Request) -> Response:
         stats, paused, health = await blocking(_collect, context)
     except Exception as exc:
         return PlainTextResponse(f"cannot read the database: {type(exc).__name__}", status_code=503)
-    context.throughput.observe({q: s.totals["completed"] for q, s in stats.items()})
     families = [
         *queue_families(stats, paused),
         *database_families(health),

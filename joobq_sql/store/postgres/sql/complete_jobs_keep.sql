@@ -22,5 +22,12 @@ counted AS (
     FROM finished
     GROUP BY queue
     ON CONFLICT (queue, counter, shard) DO UPDATE SET value = qc.value + EXCLUDED.value
+),
+per_minute AS (
+    INSERT INTO {schema}.queue_throughput AS qt (queue, minute, shard, completed)
+    SELECT queue, date_trunc('minute', now()), %(shard)s, count(*)
+    FROM finished
+    GROUP BY queue
+    ON CONFLICT (queue, minute, shard) DO UPDATE SET completed = qt.completed + EXCLUDED.completed
 )
 SELECT jid FROM finished
