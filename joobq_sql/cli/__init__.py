@@ -102,6 +102,9 @@ def _register() -> None:
         cli.add_command(module.command)
     cli.add_command(bench.command)  # a source checkout's bench/run.py (not in the wheel)
     cli.add_command(web.command)  # the REST API, dashboard and /metrics (the web extra)
+    from . import doctor
+
+    cli.add_command(doctor.command)  # health check: exit 1 with the reason when unhealthy
 
 
 _register()

@@ -1,0 +1,262 @@
+"""`joobq-sql doctor`: a health check of a joobq-sql database, for people and for monitoring.
+
+It reports the schema's migration revision against the head this joobq-sql ships, what each
+queue holds, the jobs table's live and dead tuples (pg_stat_user_tables), the oldest open
+transaction of the database (pg_stat_activity and prepared transactions) and the signs of live
+workers (running jobs with live leases, listener sessions). It exits 0 when all is well, else 1
+with one line on stderr that says what is wrong and what to do:
+
+- the schema is not migrated to head;
+- a transaction has pinned the xmin horizon for longer than --max-transaction-age: VACUUM cannot
+  remove the rows deleted since it began, and every completed job is a deleted row;
+- running jobs' leases expired longer than --max-stale-lease ago and nobody rescued them: no
+  worker runs maintenance;
+- a queue's jobs have waited longer than --max-wait while none of its jobs runs.
+
+Its statements are in joobq_sql/cli/sql/doctor_*.sql; every value is a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import Any, TypeVar
+
+import click
+
+from ..store.postgres.schema import validate_schema_name
+from ._context import CliContext, json_option, pass_cli
+from ._errors import CliError
+from ._output import age, emit_json, print_table, when
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Defaults of the thresholds (seconds).
+MAX_TRANSACTION_AGE = 600.0
+MAX_STALE_LEASE = 300.0
+MAX_WAIT = 600.0
+#: Open transactions reported (oldest first).
+TRANSACTIONS_SHOWN = 5
+
+
+@cache
+def _statement(name: str) -> str:
+    return resources.files(__package__ + ".sql").joinpath(f"{name}.sql").read_text("utf-8")
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from ..errors import ConfigurationError
+    from ..settings import parse_duration
+
+    try:
+        seconds = parse_duration(value, setting=f"--{param.name.replace('_', '-')}")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"must be a duration > 0, got {value!r}", param=param)
+    return seconds
+
+
+def _threshold(name: str, default: float, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        f"--{name}",
+        callback=_duration,
+        default=f"{default:g}s",
+        show_default=True,
+        metavar="DURATION",
+        help=help_text,
+    )
+
+
+@click.command(name="doctor", short_help="Check the database's health (exit 1 if unhealthy).")
+@_threshold(
+    "max-transaction-age",
+    MAX_TRANSACTION_AGE,
+    "Unhealthy when a transaction that pins the xmin horizon is older than this.",
+)
+@_threshold(
+    "max-stale-lease",
+    MAX_STALE_LEASE,
+    "Unhealthy when a running job's lease expired this long ago and nobody rescued it.",
+)
+@_threshold(
+    "max-wait",
+    MAX_WAIT,
+    "Unhealthy when a queue's jobs waited this long while none of its jobs runs.",
+)
+@json_option
+@pass_cli
+def command(
+    cli: CliContext, max_transaction_age: float, max_stale_lease: float, max_wait: float
+) -> None:
+    """Report the migration revision, per-queue counts, dead tuples on the jobs table, the
+    oldest open transaction and the signs of live workers; exit 1 with the reason when
+    something is wrong."""
+    from ..store.postgres.store import PostgresStore
+
+    store = PostgresStore(cli.url(), schema=cli.schema, pool_size=1)
+    try:
+        report = diagnose(
+            store,
+            max_transaction_age=max_transaction_age,
+            max_stale_lease=max_stale_lease,
+            max_wait=max_wait,
+        )
+    finally:
+        store.close()
+    if cli.json:
+        emit_json(report)
+    else:
+        _print(report)
+    if report["problems"]:
+        raise CliError("; ".join(report["problems"]))
+
+
+def diagnose(
+    store: Any, *, max_transaction_age: float, max_stale_lease: float, max_wait: float
+) -> dict[str, Any]:
+    """The health report of `store`'s database (a PostgresStore) as a JSON-ready dict; its
+    "problems" list is empty when all is well."""
+    from .. import migrate
+
+    schema = store.schema
+    problems: list[str] = []
+    revision = migrate.current(store.engine, schema=schema)
+    head = migrate.head()
+    report: dict[str, Any] = {
+        "ok": False,
+        "problems": problems,
+        "schema": schema,
+        "revision": revision,
+        "head": head,
+        "migrated": revision == head,
+    }
+    if revision != head:
+        flag = "" if schema == "joobq" else f" --schema {schema}"
+        if revision is None:
+            problems.append(f'no joobq tables in schema "{schema}"; run: joobq-sql{flag} migrate')
+        elif revision in migrate.history():
+            problems.append(
+                f"the schema is at revision {revision}, not at head {head}; "
+                f"run: joobq-sql{flag} migrate"
+            )
+        else:
+            problems.append(
+                f"the schema is at revision {revision}, which this joobq-sql does not know; "
+                "upgrade joobq-sql"
+            )
+    report["transactions"] = transactions = _rows(
+        store, "doctor_transactions", {"limit": TRANSACTIONS_SHOWN}
+    )
+    report["oldest_transaction"] = transactions[0] if transactions else None
+    pinning = next((t for t in transactions if t["pins_xmin"]), None)
+    if revision is None:
+        report["queues"], report["jobs_table"], report["workers"] = [], None, None
+    else:
+        table = _rows(store, "doctor_jobs_table", {"schema": schema})
+        report["jobs_table"] = table[0] if table else None
+        report["queues"] = queues = _queues(store) if revision == head else []
+        report["workers"] = workers = _rows(store, "doctor_workers", {})[0]
+        stale = workers["oldest_expired_lease_age"]
+        if stale is not None and stale > max_stale_lease:
+            problems.append(
+                f"{workers['expired_leases']} running jobs' leases expired up to {age(stale)} "
+                "ago and no worker rescued them: no worker is running maintenance; start one "
+                "(joobq-sql worker --app ...)"
+            )
+        for queue in queues:
+            waited = queue["oldest_waiting_age"]
+            if queue["paused"] or not queue["waiting"] or queue["running"]:
+                continue
+            if waited is not None and waited > max_wait:
+                problems.append(
+                    f"queue {queue['queue']!r}: {queue['waiting']} jobs have waited up to "
+                    f"{age(waited)} and none of its jobs runs; is a worker running it?"
+                )
+    if pinning is not None and pinning["age_s"] > max_transaction_age:
+        who = f"pid {pinning['pid']}" if pinning["pid"] is not None else "a prepared transaction"
+        jobs_table = report.get("jobs_table") or {}
+        dead = f" ({jobs_table['dead_tuples']} dead tuples now)" if jobs_table else ""
+        fix = (
+            f"SELECT pg_terminate_backend({pinning['pid']})"
+            if pinning["pid"] is not None
+            else f"ROLLBACK PREPARED '{pinning['application_name']}'"
+        )
+        problems.append(
+            f"a transaction has been open for {age(pinning['age_s'])} ({who}, "
+            f"{pinning['state']}, application {pinning['application_name']!r}, user "
+            f"{pinning['usename']!r}) and pins the xmin horizon: VACUUM cannot remove the "
+            f"jobs deleted since it began from {schema}.jobs{dead}; end it ({fix})"
+        )
+    report["ok"] = not problems
+    return report
+
+
+def _rows(store: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = _statement(name).replace("{schema}", f'"{validate_schema_name(store.schema)}"')
+    with store.engine.connect() as conn:
+        return [dict(row) for row in conn.exec_driver_sql(sql, params).mappings().all()]
+
+
+def _queues(store: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "queue": s.queue,
+            "paused": s.paused,
+            "waiting": s.waiting,
+            "due_later": s.due_later,
+            "running": s.running,
+            "retrying": s.retrying,
+            "dead": s.dead,
+            "oldest_waiting_age": s.oldest_waiting_age,
+        }
+        for s in store.queue_stats().values()
+    ]
+
+
+def _print(report: dict[str, Any]) -> None:
+    state = "migrated" if report["migrated"] else "NOT at head"
+    click.echo(
+        f"schema {report['schema']}: revision {report['revision']} (head {report['head']}), {state}"
+    )
+    if report["queues"]:
+        rows = [
+            (
+                q["queue"] + (" (paused)" if q["paused"] else ""),
+                q["waiting"],
+                q["due_later"],
+                q["running"],
+                q["retrying"],
+                q["dead"],
+                age(q["oldest_waiting_age"]),
+            )
+            for q in report["queues"]
+        ]
+        columns = ["queue", "waiting", "due later", "running", "retrying", "dead", "oldest"]
+        print_table(columns, rows)
+    table = report["jobs_table"]
+    if table is not None:
+        click.echo(
+            f"jobs table: {table['live_tuples']} live tuples, {table['dead_tuples']} dead "
+            f"tuples, {table['vacuums']} vacuums (last "
+            f"{when(table['last_autovacuum'] or table['last_vacuum'])}), "
+            f"{table['total_bytes'] // 1024} kB"
+        )
+    oldest = report["oldest_transaction"]
+    if oldest is None:
+        click.echo("oldest transaction: none open")
+    else:
+        pins = "pins the xmin horizon" if oldest["pins_xmin"] else "holds no snapshot"
+        click.echo(
+            f"oldest transaction: {age(oldest['age_s'])} ({oldest['kind']} pid {oldest['pid']}, "
+            f"{oldest['state']}, application {oldest['application_name']!r}), {pins}"
+        )
+    workers = report["workers"]
+    if workers is not None:
+        click.echo(
+            f"workers: {workers['live_leases']} running jobs with live leases "
+            f"({workers['workers_with_leases']} workers), {workers['expired_leases']} with "
+            f"expired leases, {workers['listener_sessions']} listener sessions"
+        )
+    click.echo("ok" if report["ok"] else f"{len(report['problems'])} problems")

@@ -1,0 +1,1 @@
+"""The statements of `joobq-sql doctor`, one per file (read with importlib.resources)."""

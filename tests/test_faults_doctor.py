@@ -1,0 +1,93 @@
+"""`joobq-sql doctor`: exit 0 when healthy, else 1 with one line saying what is wrong and what to
+do, and the report in JSON or as text. (The pinned-xmin case, with a real drain, is in
+tests/test_faults.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import psycopg
+
+from joobq_sql import NewJob, PostgresStore
+from tests.cli_app import assert_one_line_error, run_cli
+from tests.fault_app import FaultCountJob
+
+
+def doctor(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(url, "doctor", *args)
+
+
+def report_of(result: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(result.stdout)
+
+
+def test_a_healthy_database_exits_0_and_reports_everything(database_url, pg):
+    store = PostgresStore(database_url, pool_size=1)
+    try:
+        store.enqueue_jobs([NewJob.from_job(FaultCountJob(n=1), queue="doc")])
+    finally:
+        store.close()
+    result = doctor(database_url, "--json")
+    assert result.returncode == 0, result.stderr
+    report = report_of(result)
+    assert report["ok"] is True and report["problems"] == []
+    assert report["migrated"] and report["revision"] == report["head"]
+    (queue,) = report["queues"]
+    assert (queue["queue"], queue["waiting"], queue["running"]) == ("doc", 1, 0)
+    assert set(report["jobs_table"]) >= {"live_tuples", "dead_tuples", "vacuums"}
+    assert report["workers"]["live_leases"] == 0
+    assert report["oldest_transaction"] is None
+
+    text = doctor(database_url)
+    assert text.returncode == 0
+    for words in ("migrated", "doc", "dead tuples", "oldest transaction: none open", "ok"):
+        assert words in text.stdout, text.stdout
+
+
+def test_an_unmigrated_database_exits_1_saying_to_migrate(fresh_database_url):
+    result = doctor(fresh_database_url, "--json")
+    assert_one_line_error(result, 'no joobq tables in schema "joobq"', "run: joobq-sql migrate")
+    assert report_of(result)["migrated"] is False
+
+
+def test_expired_leases_nobody_rescues_mean_no_worker_runs(database_url, pg):
+    store = PostgresStore(database_url, pool_size=1)
+    try:
+        (jid,) = store.enqueue_jobs([NewJob.from_job(FaultCountJob(n=1), queue="doc")])
+    finally:
+        store.close()
+    pg.execute(
+        "UPDATE joobq.jobs SET status = 'running', attempt = 1, worker_id = 'gone:1:x', "
+        "lease_expires_at = now() - interval '2 minutes' WHERE jid = %s",
+        (jid,),
+    )
+    assert doctor(database_url).returncode == 0, "within the default 5 minutes"
+    result = doctor(database_url, "--max-stale-lease", "1m")
+    assert_one_line_error(result, "1 running jobs' leases expired up to 2m", "start one")
+
+
+def test_jobs_waiting_with_none_running_unless_the_queue_is_paused(database_url, pg):
+    store = PostgresStore(database_url, pool_size=1)
+    try:
+        store.enqueue_jobs([NewJob.from_job(FaultCountJob(n=1), queue="doc")])
+        pg.execute("UPDATE joobq.jobs SET run_at = now() - interval '20 minutes'")
+        result = doctor(database_url, "--max-wait", "15m")
+        assert_one_line_error(
+            result, "queue 'doc': 1 jobs have waited up to 20m", "is a worker running it?"
+        )
+        store.pause_queue("doc")
+        assert doctor(database_url, "--max-wait", "15m").returncode == 0, "paused on purpose"
+    finally:
+        store.close()
+
+
+def test_an_old_transaction_is_named_with_its_pid(database_url):
+    with psycopg.connect(database_url.replace("+psycopg", "")) as holder:
+        holder.execute("SELECT txid_current()")  # holds a transaction id
+        pid = holder.info.backend_pid
+        result = doctor(database_url, "--json", "--max-transaction-age", "1ms")
+        line = assert_one_line_error(result, f"pid {pid}", "pins the xmin horizon")
+        assert f"pg_terminate_backend({pid})" in line
+        oldest = report_of(result)["oldest_transaction"]
+        assert oldest["pid"] == pid and oldest["pins_xmin"] is True
