@@ -74,7 +74,7 @@ def test_jobs_waiting_with_none_running_unless_the_queue_is_paused(database_url,
         pg.execute("UPDATE joobq.jobs SET run_at = now() - interval '20 minutes'")
         result = doctor(database_url, "--max-wait", "15m")
         assert_one_line_error(
-            result, "queue 'doc': 1 jobs have waited up to 20m", "is a worker running it?"
+            result, "queue 'doc': 1 jobs have waited up to 20m", "no live worker runs it"
         )
         store.pause_queue("doc")
         assert doctor(database_url, "--max-wait", "15m").returncode == 0, "paused on purpose"
@@ -91,3 +91,19 @@ def test_an_old_transaction_is_named_with_its_pid(database_url):
         assert f"pg_terminate_backend({pid})" in line
         oldest = report_of(result)["oldest_transaction"]
         assert oldest["pid"] == pid and oldest["pins_xmin"] is True
+
+
+def test_live_workers_are_reported_with_their_queues(make_app, database_url):
+    from tests.fault_app import FaultCountJob
+    from tests.runtime_support import start
+
+    app = make_app()
+    app.queue("doc-live", workers=1, jobs=[FaultCountJob])
+    worker = start(app)
+    result = doctor(database_url, "--json")
+    assert result.returncode == 0, result.stderr
+    (live,) = report_of(result)["workers"]["live"]
+    assert live["worker_id"] == worker.worker_id and live["queues"] == ["doc-live"]
+    assert 0 <= live["last_seen_age"] < 60
+    text = doctor(database_url)
+    assert "workers: 1 alive" in text.stdout and worker.worker_id in text.stdout

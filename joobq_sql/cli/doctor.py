@@ -3,7 +3,8 @@
 It reports the schema's migration revision against the head this joobq-sql ships, what each
 queue holds, the jobs table's live and dead tuples (pg_stat_user_tables), the oldest open
 transaction of the database (pg_stat_activity and prepared transactions) and the signs of live
-workers (running jobs with live leases, listener sessions). It exits 0 when all is well, else 1
+workers (their heartbeats in the workers table, running jobs with live leases, listener
+sessions). It exits 0 when all is well, else 1
 with one line on stderr that says what is wrong and what to do:
 
 - the schema is not migrated to head;
@@ -11,7 +12,8 @@ with one line on stderr that says what is wrong and what to do:
   remove the rows deleted since it began, and every completed job is a deleted row;
 - running jobs' leases expired longer than --max-stale-lease ago and nobody rescued them: no
   worker runs maintenance;
-- a queue's jobs have waited longer than --max-wait while none of its jobs runs.
+- a queue's jobs have waited longer than --max-wait while none of its jobs runs (the message
+  says whether a live worker, one whose heartbeat was seen in the last minute, runs it).
 
 Its statements are in joobq_sql/cli/sql/doctor_*.sql; every value is a parameter.
 """
@@ -36,6 +38,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_TRANSACTION_AGE = 600.0
 MAX_STALE_LEASE = 300.0
 MAX_WAIT = 600.0
+#: A worker whose heartbeat was seen this recently (seconds) counts as alive.
+LIVE_WITHIN = 60.0
 #: Open transactions reported (oldest first).
 TRANSACTIONS_SHOWN = 5
 
@@ -158,6 +162,9 @@ def diagnose(
         report["jobs_table"] = table[0] if table else None
         report["queues"] = queues = _queues(store) if revision == head else []
         report["workers"] = workers = _rows(store, "doctor_workers", {})[0]
+        live = _live_workers(store) if revision == head else []
+        workers["live"] = live
+        serving = {queue for worker in live for queue in worker["queues"]}
         stale = workers["oldest_expired_lease_age"]
         if stale is not None and stale > max_stale_lease:
             problems.append(
@@ -170,9 +177,14 @@ def diagnose(
             if queue["paused"] or not queue["waiting"] or queue["running"]:
                 continue
             if waited is not None and waited > max_wait:
+                why = (
+                    "a live worker runs it: is it stuck?"
+                    if queue["queue"] in serving
+                    else "no live worker runs it; start one (joobq-sql worker --app ...)"
+                )
                 problems.append(
                     f"queue {queue['queue']!r}: {queue['waiting']} jobs have waited up to "
-                    f"{age(waited)} and none of its jobs runs; is a worker running it?"
+                    f"{age(waited)} and none of its jobs runs; {why}"
                 )
     if pinning is not None and pinning["age_s"] > max_transaction_age:
         who = f"pid {pinning['pid']}" if pinning["pid"] is not None else "a prepared transaction"
@@ -197,6 +209,21 @@ def _rows(store: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]
     sql = _statement(name).replace("{schema}", f'"{validate_schema_name(store.schema)}"')
     with store.engine.connect() as conn:
         return [dict(row) for row in conn.exec_driver_sql(sql, params).mappings().all()]
+
+
+def _live_workers(store: Any) -> list[dict[str, Any]]:
+    """Workers whose heartbeat was seen in the last minute (the workers table)."""
+    now = store.now()
+    return [
+        {
+            "worker_id": w.worker_id,
+            "host": w.host,
+            "pid": w.pid,
+            "queues": list(w.queues),
+            "last_seen_age": (now - w.last_seen_at).total_seconds(),
+        }
+        for w in store.live_workers(within=LIVE_WITHIN)
+    ]
 
 
 def _queues(store: Any) -> list[dict[str, Any]]:
@@ -255,8 +282,14 @@ def _print(report: dict[str, Any]) -> None:
     workers = report["workers"]
     if workers is not None:
         click.echo(
-            f"workers: {workers['live_leases']} running jobs with live leases "
+            f"workers: {len(workers['live'])} alive (seen within {LIVE_WITHIN:g}s), "
+            f"{workers['live_leases']} running jobs with live leases "
             f"({workers['workers_with_leases']} workers), {workers['expired_leases']} with "
             f"expired leases, {workers['listener_sessions']} listener sessions"
         )
+        for worker in workers["live"]:
+            click.echo(
+                f"  {worker['worker_id']} (queues {', '.join(worker['queues'])}), seen "
+                f"{age(worker['last_seen_age'])} ago"
+            )
     click.echo("ok" if report["ok"] else f"{len(report['problems'])} problems")
