@@ -37,7 +37,7 @@ from ...errors import ConfigurationError
 from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
 from ..memory import MemoryStore
-from ..records import Completion, Failure, JobRecord, NewJob, QueueStats
+from ..records import Completion, Failure, JobRecord, NewJob, QueueStats, WorkerInfo
 from ._connections import Connections, _translated_errors, url_from_environment
 from .schema import DEFAULT_SCHEMA
 from .store import PostgresStore
@@ -272,6 +272,27 @@ class AsyncStore(ABC):
 
     async def paused_queues(self) -> set[str]:
         return await self._call(self._store.paused_queues)
+
+    # -- workers and throughput --------------------------------------------------------------
+
+    async def worker_seen(
+        self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]
+    ) -> None:
+        await self._call(self._store.worker_seen, worker_id, host=host, pid=pid, queues=queues)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        await self._call(self._store.worker_gone, worker_id)
+
+    async def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
+        return await self._call(self._store.live_workers, within=within)
+
+    async def completed_per_minute(
+        self, *, since: float = 3600.0
+    ) -> dict[str, dict[datetime, int]]:
+        return await self._call(self._store.completed_per_minute, since=since)
+
+    async def prune_history(self, *, older_than: float = 86400.0) -> int:
+        return await self._call(self._store.prune_history, older_than=older_than)
 
 
 class AsyncStoreAdapter(AsyncStore):
