@@ -23,6 +23,10 @@ from uuid import UUID
 _SCALARS: tuple[type, ...] = (str, int, float, bool, type(None))
 
 
+class UndecodableJSON(str):
+    """A stored JSON value too deeply nested to decode; holds the start of its text."""
+
+
 class FieldError(Exception):
     """A value does not fit its annotation; `path` names the field (e.g. ``items[2].when``)."""
 

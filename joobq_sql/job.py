@@ -20,7 +20,7 @@ from uuid import UUID
 
 from . import _validation as check
 from ._uuid7 import uuid7
-from .codec import FieldError, check_supported, decode, encode
+from .codec import FieldError, UndecodableJSON, check_supported, decode, encode
 from .errors import JobDecodeError, JobDefinitionError, UnknownJobTypeError
 
 #: Names a job's own fields may not use: they are job options or store columns.
@@ -181,6 +181,10 @@ class Job:
     @classmethod
     def from_args(cls, args: Any, *, jid: UUID | None = None, attempt: int = 0) -> Self:
         """Rebuild a job from its stored args; JobDecodeError names the field that does not fit."""
+        if isinstance(args, UndecodableJSON):
+            raise JobDecodeError(
+                f"args of a {cls.job_type} job are nested too deeply to decode (over ~1,000 levels)"
+            )
         if not isinstance(args, dict):
             raise JobDecodeError(
                 f"args of a {cls.job_type} job must be a JSON object, got {type(args).__name__}"

@@ -39,7 +39,11 @@ class ControlWatcher:
         self.errors = 0
 
     def start(self) -> None:
-        self.check()  # honour a pause before the first claim
+        try:
+            self.check()  # honour a pause before the first claim
+        except Exception as exc:  # the database may be away now: the loop retries, as all do
+            self.errors += 1
+            logger.warning("reading pauses and cancel requests failed (%s)", exc)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -31,11 +31,36 @@ def to_json_object(args: Mapping[str, Any], *, what: str = "args") -> str:
     if not isinstance(args, Mapping):
         raise TypeError(f"{what} must be a mapping of field name to value, got {args!r}")
     try:
-        return _STRICT_JSON.encode(args)
+        encoded = _STRICT_JSON.encode(args)
+    except RecursionError:
+        raise TypeError(
+            f"{what} are nested too deeply to store as JSON; flatten them "
+            "(PostgreSQL and Python's JSON decoder stop near 1,000 levels)"
+        ) from None
     except (TypeError, ValueError) as exc:
         bad = next((k for k, v in args.items() if not _is_json(v)), None)
         where = f" (field {bad!r})" if bad is not None else ""
         raise TypeError(f"{what}{where} cannot be stored as JSON: {exc}") from None
+    # The escapes in the text are a cheap hint; the walk over the values decides.
+    if ("\\u0000" in encoded or "\\ud" in encoded) and _has_unstorable_text(args):
+        bad = next((k for k, v in args.items() if _has_unstorable_text({k: v})), None)
+        where = f" (field {bad!r})" if bad is not None else ""
+        raise TypeError(
+            f"{what}{where} cannot be stored: PostgreSQL's jsonb holds no U+0000 (NUL) "
+            "character and no lone surrogate; remove them or encode the value (e.g. base64)"
+        )
+    return encoded
+
+
+def _has_unstorable_text(value: Any) -> bool:
+    """Whether a string in `value` (keys included) has a NUL or a lone surrogate."""
+    if isinstance(value, str):
+        return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, Mapping):
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_unstorable_text(v) for v in value)
+    return False
 
 
 def _is_json(value: Any) -> bool:

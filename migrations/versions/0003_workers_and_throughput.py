@@ -1,4 +1,4 @@
-"""Live workers, and completed jobs per minute.
+"""Live workers, completed jobs per minute, and checks against rows that would wedge a queue.
 
 Revision ID: 0003
 Revises: 0002
@@ -9,6 +9,9 @@ Create Date: 2026-11-29 08:35:00
 - queue_throughput: completed jobs per queue per minute, sharded like queue_counters and
   written by the same completion statement, so throughput over the last hour is exact and
   cheap to read. Rows older than a day are pruned.
+- jobs: CHECK attempt < 1e9 (the claim's attempt + 1 must not overflow) and finite run_at /
+  expires_at (infinity cannot be read back into Python), so a hand-edited row is refused by
+  the database instead of wedging its queue.
 """
 
 from __future__ import annotations
@@ -62,11 +65,23 @@ def upgrade() -> None:
         schema=schema,
     )
     op.create_index("queue_throughput_minute_idx", "queue_throughput", ["minute"], schema=schema)
+    # Rows altered by hand must not wedge a queue (see schema.py).
+    op.create_check_constraint(
+        "jobs_attempt_bound_check", "jobs", "attempt < 1000000000", schema=schema
+    )
+    op.create_check_constraint(
+        "jobs_times_finite_check",
+        "jobs",
+        "isfinite(run_at) AND (expires_at IS NULL OR isfinite(expires_at))",
+        schema=schema,
+    )
 
 
 def downgrade() -> None:
     """Drop what upgrade created."""
     schema = _schema()
+    op.drop_constraint("jobs_times_finite_check", "jobs", schema=schema, type_="check")
+    op.drop_constraint("jobs_attempt_bound_check", "jobs", schema=schema, type_="check")
     op.drop_index("queue_throughput_minute_idx", table_name="queue_throughput", schema=schema)
     op.drop_table("queue_throughput", schema=schema)
     op.drop_table("workers", schema=schema)

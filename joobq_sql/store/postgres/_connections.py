@@ -9,15 +9,18 @@ route to PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy import Engine, create_engine
+from psycopg.types.json import set_json_loads
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from ...codec import UndecodableJSON
 from ...errors import ConfigurationError, DuplicateJobError, SchemaNotMigratedError
 
 
@@ -34,7 +37,32 @@ def engine_from_url(url: str, *, pool_size: int) -> Engine:
             f"database URL driver {parsed.drivername!r} is not supported; "
             "use postgresql:// or postgresql+psycopg://"
         )
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    use_safe_json(engine)
+    return engine
+
+
+def use_safe_json(engine: Engine) -> None:
+    """Decode jsonb on this engine's connections without raising on absurd nesting.
+
+    PostgreSQL keeps jsonb nested thousands of levels deep, but json.loads raises
+    RecursionError past about a thousand, which would fail a whole claim (and so wedge the
+    queue) for one hand-made row. Such a value decodes to an UndecodableJSON marker instead;
+    the job it belongs to goes dead with a clear reason.
+    """
+    if not event.contains(engine, "connect", _install_safe_json):
+        event.listen(engine, "connect", _install_safe_json)
+
+
+def _install_safe_json(dbapi_connection: Any, _record: Any) -> None:
+    set_json_loads(_safe_loads, context=dbapi_connection)
+
+
+def _safe_loads(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        return UndecodableJSON(data[:200] if isinstance(data, str) else data[:200].decode())
 
 
 def url_from_environment() -> str | None:

@@ -122,6 +122,13 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         CheckConstraint(
             "status <> 'dead' OR dead_expires_at IS NOT NULL", name="jobs_dead_expiry_check"
         ),
+        # Rows altered by hand must not wedge a queue: an attempt near int4's end would
+        # overflow the claim's attempt + 1, and an infinite time cannot be read into Python.
+        CheckConstraint("attempt < 1000000000", name="jobs_attempt_bound_check"),
+        CheckConstraint(
+            "isfinite(run_at) AND (expires_at IS NULL OR isfinite(expires_at))",
+            name="jobs_times_finite_check",
+        ),
     )
     Index(
         "jobs_claim_idx",

@@ -24,7 +24,7 @@ from ..records import (
     WorkerInfo,
     to_json_object,
 )
-from ._connections import Connections, engine_from_url, url_from_environment
+from ._connections import Connections, engine_from_url, url_from_environment, use_safe_json
 from .notifier import channel_for, notify_queues
 from .queries import Queries
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
@@ -75,6 +75,7 @@ class PostgresStore(Store):
                 )
             self._owns_engine = False
             engine = url_or_engine
+            use_safe_json(engine)  # for the connections it opens from now on
         elif isinstance(url_or_engine, str):
             self._owns_engine = True
             engine = engine_from_url(url_or_engine, pool_size=pool_size)
