@@ -59,6 +59,8 @@ def _args_object(text: str, what: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{what} are nested too deeply (over ~1,000 levels)") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value
