@@ -18,13 +18,15 @@ Choices these tests document:
 - Queue names may hold quotes, semicolons and any printable Unicode in the Python API and the
   CLI (they only ever travel as SQL parameters); control characters (NUL included) are
   refused. The REST API is stricter ([a-zA-Z0-9_-], 50 characters) and says so.
-- Values PostgreSQL's jsonb cannot hold (U+0000, a lone surrogate) are refused by the database;
-  its error names the escape, and nothing is written.
+- Values PostgreSQL's jsonb cannot hold (U+0000, a lone surrogate) and args nested beyond what
+  JSON decoders take are refused at enqueue, naming the field; rows altered by hand that would
+  wedge a claim (an attempt near int4's end, infinite times) are refused by CHECKs, and jsonb
+  nested too deeply to decode makes its job dead, not the claim fail.
 - The REST API accepts an unknown job_type unvalidated (its answer says "validated": false);
   a worker dead-letters it as unrunnable (the row-level case "unknown job_type").
 
-Cases marked xfail(strict=True) are bugs found here; each reason says what goes wrong and the
-fix.
+Cases marked xfail(strict=True) are bugs found here and not fixed yet; each reason says what
+goes wrong and the fix. (The bugs fixed in edb002f and a8df1d6 were strict xfails here first.)
 """
 
 from __future__ import annotations
@@ -244,17 +246,8 @@ API_CASES: dict[str, ApiCase | Any] = {
     "10,000 levels of nesting in a typed field": ApiCase(
         _enqueue(anything=nested(10_000)), TypeError, ("anything", "nested more than 64 levels")
     ),
-    "10,000 levels of nesting in a NewJob's args": pytest.param(
-        ApiCase(_row(args={"anything": nested(10_000)}), TypeError, ("anything", "deep")),
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=RecursionError,
-            reason="BUG: NewJob -> records.to_json_object catches TypeError and ValueError "
-            "only, so a deeply nested arg escapes as a bare RecursionError ('maximum recursion "
-            "depth exceeded while encoding a JSON object') that names no field. Fix: catch "
-            "RecursionError there too and raise TypeError('args (field ...) are nested too "
-            "deeply to store as JSON').",
-        ),
+    "10,000 levels of nesting in a NewJob's args": ApiCase(
+        _row(args={"anything": nested(10_000)}), TypeError, ("nested too deeply", "flatten")
     ),
     "10 MB payload (accepted)": ApiCase(_enqueue(text="x" * 10_000_000), check=_big_payload),
     "naive datetime in a field": ApiCase(
@@ -304,10 +297,13 @@ API_CASES: dict[str, ApiCase | Any] = {
         lambda ctx: FaultHostileJob.enqueue(queue="q" * 101), ValueError, ("101", "at most 100")
     ),
     "U+0000 in a str field": ApiCase(
-        _enqueue(text="a\x00b"), psycopg.errors.UntranslatableCharacter, ("\\u0000",)
+        _enqueue(text="a\x00b"), TypeError, ("field 'text'", "U+0000")
     ),
     "a lone surrogate in a str field": ApiCase(
-        _enqueue(text="a\ud800b"), psycopg.errors.InvalidTextRepresentation, ("surrogate",)
+        _enqueue(text="a\ud800b"), TypeError, ("field 'text'", "lone surrogate")
+    ),
+    "U+0000 in a NewJob's args": ApiCase(
+        _row(args={"text": "a\x00b"}), TypeError, ("field 'text'", "U+0000")
     ),
     "a field the class does not have": ApiCase(_enqueue(nope=1), TypeError, ("nope",)),
     "priority out of range": ApiCase(
@@ -430,15 +426,6 @@ def _stored_run_at(moment: datetime) -> Callable[[psycopg.Connection, str], None
     return check
 
 
-CLI_DATABASE_UNCLEAR = (
-    "BUG: the CLI prints only the first line of PostgreSQL's error ('the database refused the "
-    "command: unsupported Unicode escape sequence' / 'invalid input syntax for type json'), "
-    "which names neither the value nor the field; the DETAIL that does is dropped by "
-    "cli/_errors.py one_line(). PostgreSQL's jsonb cannot hold U+0000 or a lone surrogate: "
-    "records.to_json_object should refuse them with the field named (then the CLI says it as "
-    "bad usage), or _database_error should append diag.message_detail."
-)
-
 CLI_CASES: dict[str, CliCase | Any] = {
     "args that are not JSON": CliCase(
         _enqueue_argv("--args", "{not json"), 2, ("--args is not valid JSON",)
@@ -452,21 +439,10 @@ CLI_CASES: dict[str, CliCase | Any] = {
     "infinity in args": CliCase(
         _enqueue_argv("--args", '{"amount": -Infinity}'), 2, ("field 'amount'",)
     ),
-    "10,000 levels of nesting in args": pytest.param(
-        CliCase(
-            _enqueue_argv("--args", '{"anything": ' + "[" * 10_000 + "]" * 10_000 + "}"),
-            2,
-            ("--args", "nested"),
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="BUG: json.loads raises RecursionError on deep nesting; cli/enqueue.py "
-            "_args_object catches only JSONDecodeError, so the CLI reports 'unexpected "
-            "RecursionError: maximum recursion depth exceeded while decoding a JSON array' "
-            "(exit 1) instead of a usage error naming --args. Fix: catch RecursionError in "
-            "_args_object and raise ValueError(f'{what} is nested too deeply').",
-        ),
+    "10,000 levels of nesting in args": CliCase(
+        _enqueue_argv("--args", '{"anything": ' + "[" * 10_000 + "]" * 10_000 + "}"),
+        2,
+        ("--args", "nested too deeply"),
     ),
     "10 MB payload from --file (accepted)": CliCase(
         _enqueue_argv("--file", "{file}"),
@@ -475,13 +451,11 @@ CLI_CASES: dict[str, CliCase | Any] = {
         new_rows=1,
         file=json.dumps({"text": "x" * 10_000_000}) + "\n",
     ),
-    "U+0000 in args": pytest.param(
-        CliCase(_enqueue_argv("--args", '{"text": "a\\u0000b"}'), 2, ("text", "\\u0000")),
-        marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=CLI_DATABASE_UNCLEAR),
+    "U+0000 in args": CliCase(
+        _enqueue_argv("--args", '{"text": "a\\u0000b"}'), 2, ("field 'text'", "U+0000")
     ),
-    "a lone surrogate in args": pytest.param(
-        CliCase(_enqueue_argv("--args", '{"text": "a\\ud800b"}'), 2, ("text", "surrogate")),
-        marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=CLI_DATABASE_UNCLEAR),
+    "a lone surrogate in args": CliCase(
+        _enqueue_argv("--args", '{"text": "a\\ud800b"}'), 2, ("field 'text'", "lone surrogate")
     ),
     "naive --at": CliCase(
         _enqueue_argv("--at", "2030-01-01T00:00:00"), 2, ("has no time zone", "+00:00")
@@ -709,44 +683,26 @@ ROW_CASES: dict[str, RowCase | Any] = {
         "WHERE jid = %(jid)s",
         outcome="completed",
     ),
-    "attempt at the integer maximum": pytest.param(
-        RowCase("UPDATE joobq.jobs SET attempt = 2147483647 WHERE jid = %(jid)s"),
-        marks=_blocked(
-            "a row with attempt = 2147483647 (an int4 column, only checked >= 0) overflows "
-            "'attempt = j.attempt + 1' in the claim: 'integer out of range'",
-            "bound attempt in the table (CHECK (attempt < 2000000000)), or claim only rows "
-            "with attempt < max_retries + some margin and dead-letter the others in the "
-            "expiry sweep.",
-        ),
+    # Rows that once wedged their queue (one failing claim after another): now refused.
+    "attempt at the integer maximum": RowCase(
+        "UPDATE joobq.jobs SET attempt = 2147483647 WHERE jid = %(jid)s",
+        refused=psycopg.errors.CheckViolation,
+        says=("jobs_attempt_bound_check",),
     ),
-    "expires_at of infinity": pytest.param(
-        RowCase("UPDATE joobq.jobs SET expires_at = 'infinity' WHERE jid = %(jid)s"),
-        marks=_blocked(
-            "expires_at = 'infinity' (a natural way to say 'never') is valid in PostgreSQL "
-            "but psycopg cannot load it into a datetime ('timestamp too large (after year "
-            "10K)'), so reading the claimed row back fails",
-            "CHECK (isfinite(run_at) AND isfinite(expires_at)) on the table, or return "
-            "NULLIF-mapped values from the claim (CASE WHEN isfinite(x) THEN x END).",
-        ),
+    "expires_at of infinity": RowCase(
+        "UPDATE joobq.jobs SET expires_at = 'infinity' WHERE jid = %(jid)s",
+        refused=psycopg.errors.CheckViolation,
+        says=("jobs_times_finite_check",),
     ),
-    "run_at of -infinity": pytest.param(
-        RowCase("UPDATE joobq.jobs SET run_at = '-infinity' WHERE jid = %(jid)s"),
-        marks=_blocked(
-            "run_at = '-infinity' is due at once, and psycopg cannot load it ('timestamp too "
-            "small (before year 1)')",
-            "CHECK (isfinite(run_at)) on the table.",
-        ),
+    "run_at of -infinity": RowCase(
+        "UPDATE joobq.jobs SET run_at = '-infinity' WHERE jid = %(jid)s",
+        refused=psycopg.errors.CheckViolation,
+        says=("jobs_times_finite_check",),
     ),
-    "args nested 5,000 levels (jsonb takes them)": pytest.param(
-        RowCase(f"UPDATE joobq.jobs SET args = '{DEEP_ARGS}' WHERE jid = %(jid)s"),
-        marks=_blocked(
-            "PostgreSQL stores jsonb nested 5,000 levels deep, but psycopg decodes jsonb "
-            "with json.loads, which raises RecursionError past ~1,000 levels, while the "
-            "claim's rows are fetched (also `joobq-sql jobs list` fails for the whole table)",
-            "return args::text from the claim and decode each row in Python inside "
-            "screen_claimed's try (a RecursionError becomes 'unrunnable: args nested too "
-            "deeply'), so one row goes dead instead of failing the batch.",
-        ),
+    "args nested 5,000 levels (jsonb takes them)": RowCase(
+        f"UPDATE joobq.jobs SET args = '{DEEP_ARGS}' WHERE jid = %(jid)s",
+        says=("unrunnable", "nested too deeply to decode"),
+        outcome="dead",
     ),
     "enqueued due in year 1, on a database west of UTC": pytest.param(
         RowCase(None, run_at=datetime(1, 1, 1, tzinfo=UTC), timezone="America/New_York"),
@@ -908,8 +864,11 @@ REST_500 = (
     "field. {fix}"
 )
 REST_JSONB_FIX = (
-    "Fix: records.to_json_object should refuse U+0000 and lone surrogates (PostgreSQL's jsonb "
-    "cannot store them) with the field named; web/api/enqueue.py then answers 422."
+    "Since edb002f, NewJob refuses U+0000 and lone surrogates with a TypeError naming the "
+    "field, but web/api/enqueue.py EnqueueRequest.new_job builds the row (app.new_job, line "
+    "128, and NewJob for an unregistered type, line 117) outside _decode's try, which is what "
+    "turns TypeError/ValueError into 422. Fix: build the row inside that try (or catch "
+    "TypeError/ValueError around new_job in enqueue()) and answer 422 with field 'data'."
 )
 
 REST_CASES: dict[str, RestCase | Any] = {
@@ -982,7 +941,7 @@ REST_CASES: dict[str, RestCase | Any] = {
             strict=True,
             raises=AssertionError,
             reason=REST_500.format(
-                what="PostgreSQL's refusal of U+0000 in jsonb (UntranslatableCharacter)",
+                what="U+0000 in a str field (which jsonb cannot hold)",
                 fix=REST_JSONB_FIX,
             ),
         ),
@@ -993,8 +952,7 @@ REST_CASES: dict[str, RestCase | Any] = {
             strict=True,
             raises=AssertionError,
             reason=REST_500.format(
-                what="PostgreSQL's refusal of a lone surrogate in jsonb "
-                "(InvalidTextRepresentation)",
+                what="A lone surrogate in a str field (which jsonb cannot hold)",
                 fix=REST_JSONB_FIX,
             ),
         ),
