@@ -1044,3 +1044,29 @@ def test_rest_api_refuses_a_10_mb_body_with_413_before_reading_it_all(
     assert b"the body is over 1048576 bytes, the most allowed" in rest
     assert sent < len(body) // 2, "answered at the limit, not after reading 10 MB"
     assert snapshot(db) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=psycopg.DataError,
+    reason="BUG: enqueue_at accepts 9999-12-31T23:59:59+00:00, but the store reads timestamptz "
+    "values back in the session's time zone: east of UTC that is year 10000, which psycopg "
+    "cannot load ('timestamp too large (after year 10K)'), so list_queue, get_job and "
+    "`joobq-sql jobs list` fail for the whole queue. Fix: pin the store's sessions to UTC "
+    "(connect option '-c TimeZone=UTC', or a timestamptz loader that converts in UTC), and "
+    "refuse run_at/expires_at outside 0001-01-02..9999-12-30 in _validation.aware_datetime.",
+)
+def test_a_job_due_in_year_9999_on_a_database_east_of_utc_can_be_listed(
+    row_database: Callable[[str], str],
+):
+    url = row_database("Asia/Tokyo")
+    store = PostgresStore(url, pool_size=1)
+    try:
+        moment = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        (jid,) = store.enqueue_jobs(
+            [NewJob.from_job(FaultHostileJob(), queue=QUEUE, run_at=moment)]
+        )
+        (record,) = store.list_queue(QUEUE, offset=0, limit=10)
+        assert record.jid == jid and record.run_at == moment
+    finally:
+        store.close()
