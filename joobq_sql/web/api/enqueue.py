@@ -110,7 +110,14 @@ class EnqueueRequest:
         )
 
     def new_job(self, app: JoobQ) -> tuple[NewJob, bool]:
-        """The row to insert, and whether `data` was checked against a registered class."""
+        """The row to insert, and whether `data` was checked against a registered class.
+        Data PostgreSQL cannot store (a NUL, a lone surrogate) is a 422 naming the field."""
+        try:
+            return self._new_job(app)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, f"data cannot be stored: {exc}", field="data") from None
+
+    def _new_job(self, app: JoobQ) -> tuple[NewJob, bool]:
         klass = registered_job_types().get(self.job_type)
         if klass is None:
             settings = app.settings
@@ -189,6 +196,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         payload = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply (over ~1,000 levels)") from None
     if not isinstance(payload, dict):
         raise ApiError(400, f"the body must be a JSON object, got {_kind(payload)}")
     return payload
