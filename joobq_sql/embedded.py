@@ -59,6 +59,7 @@ def server_url(database: str = DATABASE_NAME) -> str:
 def ensure_database(*, migrate: bool = True) -> str:
     """Start the server, create the joobq database and migrate it if needed; return its URL."""
     import psycopg
+    from psycopg import sql
 
     from .migrate import upgrade
 
@@ -70,7 +71,7 @@ def ensure_database(*, migrate: bool = True) -> str:
         if not exists:
             # Another process of this user may have created it a moment ago.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
     url = server_url()
     if migrate:
         upgrade(url)

@@ -69,6 +69,7 @@ def _status_list(statuses: tuple[JobStatus, ...]) -> str:
 RUNNABLE_SQL = f"status IN ({_status_list(RUNNABLE_STATUSES)})"
 #: The states in which a unique job blocks another enqueue of its key: waiting or running.
 UNIQUE_WHILE_SQL = f"status IN ({_status_list((*RUNNABLE_STATUSES, JobStatus.RUNNING))})"
+UNIQUE_KEY_PREDICATE = f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"
 ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
 
 
@@ -158,7 +159,7 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         jobs.c.job_type,
         jobs.c.unique_key,
         unique=True,
-        postgresql_where=text(f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"),
+        postgresql_where=text(UNIQUE_KEY_PREDICATE),
     )
     Table(
         "queue_pauses",
