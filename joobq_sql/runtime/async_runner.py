@@ -48,10 +48,9 @@ from ..store.postgres.store import PostgresStore
 from ..store.records import Failure, JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
-from .error_details import error_details
 from .error_monitor import ErrorMonitor
+from .failures import failure_of_run
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, chain
-from .retry import is_retryable, retry_delay
 from .throttle import Throttle
 from .timeouts import JobTimeout
 
@@ -346,42 +345,15 @@ class AsyncQueueRunner:
             logger.warning("releasing %d unstarted jobs failed (%s)", len(jids), exc)
 
     def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool) -> Failure:
-        record, klass = run.record, type(run.job)
-        details = error_details(
+        return failure_of_run(
+            run.record,
+            type(run.job),
             exc,
-            jid=record.jid,
-            queue=record.queue,
-            job_type=record.job_type,
-            attempt=record.attempt,
             worker_id=self.worker_id,
+            settings=self.settings,
+            errors=self.errors,
+            cancelled=cancelled,
         )
-        self.errors.record(details)
-        logger.info(
-            "job %s (%s) attempt %d failed: %s: %s",
-            record.jid,
-            record.job_type,
-            record.attempt,
-            type(exc).__qualname__,
-            exc,
-        )
-        if cancelled:
-            return Failure(record.jid, record.attempt, self.worker_id, details, None, "cancelled")
-        if not isinstance(exc, JobTimeout) and not is_retryable(klass, exc):
-            reason = f"not retryable: {type(exc).__qualname__}: {exc}"[:500]
-            return Failure(record.jid, record.attempt, self.worker_id, details, None, reason)
-        try:
-            delay = retry_delay(
-                klass,
-                record.attempt,
-                jitter=self.settings.retry_jitter,
-                max_backoff=self.settings.max_backoff,
-            )
-        except Exception as backoff_error:  # a broken custom backoff must not lose the job
-            logger.warning(
-                "%s.backoff failed (%s); using JoobQ's schedule", klass.__qualname__, backoff_error
-            )
-            delay = retry_delay(Job, record.attempt, max_backoff=self.settings.max_backoff)
-        return Failure(record.jid, record.attempt, self.worker_id, details, delay)
 
 
 def _start_perform(job: Job) -> Any:

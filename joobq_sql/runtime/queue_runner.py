@@ -30,10 +30,9 @@ from ..store.base import Store
 from ..store.records import Failure, JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
-from .error_details import error_details
 from .error_monitor import ErrorMonitor
+from .failures import failure_of_run
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, ThrottleMiddleware, chain
-from .retry import is_retryable, retry_delay
 from .throttle import Throttle
 from .timeouts import JobTimeout, raise_in_thread
 
@@ -362,42 +361,15 @@ class QueueRunner:
         return True
 
     def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool = False) -> Failure:
-        record, klass = run.record, type(run.job)
-        details = error_details(
+        return failure_of_run(
+            run.record,
+            type(run.job),
             exc,
-            jid=record.jid,
-            queue=record.queue,
-            job_type=record.job_type,
-            attempt=record.attempt,
             worker_id=self.worker_id,
+            settings=self.settings,
+            errors=self.errors,
+            cancelled=cancelled,
         )
-        self.errors.record(details)
-        logger.info(
-            "job %s (%s) attempt %d failed: %s: %s",
-            record.jid,
-            record.job_type,
-            record.attempt,
-            type(exc).__qualname__,
-            exc,
-        )
-        if cancelled:
-            return Failure(record.jid, record.attempt, self.worker_id, details, None, "cancelled")
-        if not isinstance(exc, JobTimeout) and not is_retryable(klass, exc):
-            reason = f"not retryable: {type(exc).__qualname__}: {exc}"[:500]
-            return Failure(record.jid, record.attempt, self.worker_id, details, None, reason)
-        try:
-            delay = retry_delay(
-                klass,
-                record.attempt,
-                jitter=self.settings.retry_jitter,
-                max_backoff=self.settings.max_backoff,
-            )
-        except Exception as backoff_error:  # a broken custom backoff must not lose the job
-            logger.warning(
-                "%s.backoff failed (%s); using JoobQ's schedule", klass.__qualname__, backoff_error
-            )
-            delay = retry_delay(Job, record.attempt, max_backoff=self.settings.max_backoff)
-        return Failure(record.jid, record.attempt, self.worker_id, details, delay)
 
     # -- sync timeouts -----------------------------------------------------------------------
 
