@@ -25,8 +25,8 @@ Choices these tests document:
 - The REST API accepts an unknown job_type unvalidated (its answer says "validated": false);
   a worker dead-letters it as unrunnable (the row-level case "unknown job_type").
 
-Cases marked xfail(strict=True) are bugs found here and not fixed yet; each reason says what
-goes wrong and the fix. (The bugs fixed in edb002f and a8df1d6 were strict xfails here first.)
+A bug found here is first marked xfail(strict=True), its reason saying what goes wrong and the
+fix, and the mark goes when the fix lands. Every bug found so far is fixed.
 """
 
 from __future__ import annotations
@@ -593,17 +593,6 @@ class RowCase:
     run_at: datetime | None = None
 
 
-def _blocked(what: str, fix: str) -> Any:
-    return pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=f"BUG: {what}. The claim (store/postgres/sql/claim_jobs.sql via "
-        "PostgresStore.claim_jobs) fails as a whole and rolls back, the fetcher retries with "
-        "backoff forever, and since the row sorts first, no job behind it in its queue ever "
-        f"runs: one row blocks the queue. Fix: {fix}",
-    )
-
-
 DEEP_ARGS = '{"n": 1, "deep": ' + "[" * 5000 + "]" * 5000 + "}"
 
 ROW_CASES: dict[str, RowCase | Any] = {
@@ -704,18 +693,8 @@ ROW_CASES: dict[str, RowCase | Any] = {
         says=("unrunnable", "nested too deeply to decode"),
         outcome="dead",
     ),
-    "enqueued due in year 1, on a database west of UTC": pytest.param(
-        RowCase(None, run_at=datetime(1, 1, 1, tzinfo=UTC), timezone="America/New_York"),
-        marks=_blocked(
-            "a run_at of 0001-01-01T00:00:00+00:00 (which enqueue_at and `enqueue --at` "
-            "accept) is read back in the session's time zone; west of UTC that is year 0, "
-            "which psycopg cannot load ('timestamp too small (before year 1)'). East of UTC "
-            "the same happens to year 9999 ('after year 10K'), breaking list_queue and "
-            "`jobs list` for the queue",
-            "pin the store's sessions to UTC (connect option '-c TimeZone=UTC', or a "
-            "timestamptz loader that converts in UTC), and refuse run_at/expires_at outside "
-            "0001-01-02..9999-12-30 in _validation.aware_datetime.",
-        ),
+    "enqueued due in year 1, on a database west of UTC": RowCase(
+        None, run_at=datetime(1, 1, 1, tzinfo=UTC), timezone="America/New_York"
     ),
 }
 
@@ -1015,16 +994,6 @@ def test_rest_api_refuses_a_10_mb_body_with_413_before_reading_it_all(
     assert snapshot(db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg.DataError,
-    reason="BUG: enqueue_at accepts 9999-12-31T23:59:59+00:00, but the store reads timestamptz "
-    "values back in the session's time zone: east of UTC that is year 10000, which psycopg "
-    "cannot load ('timestamp too large (after year 10K)'), so list_queue, get_job and "
-    "`joobq-sql jobs list` fail for the whole queue. Fix: pin the store's sessions to UTC "
-    "(connect option '-c TimeZone=UTC', or a timestamptz loader that converts in UTC), and "
-    "refuse run_at/expires_at outside 0001-01-02..9999-12-30 in _validation.aware_datetime.",
-)
 def test_a_job_due_in_year_9999_on_a_database_east_of_utc_can_be_listed(
     row_database: Callable[[str], str],
 ):

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -56,6 +59,61 @@ def use_safe_json(engine: Engine) -> None:
 
 def _install_safe_json(dbapi_connection: Any, _record: Any) -> None:
     set_json_loads(_safe_loads, context=dbapi_connection)
+    dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
+
+
+class _EdgeTimestamptzLoader(TimestamptzLoader):
+    """Loads timestamptz text like psycopg, plus the instants that only exist in UTC.
+
+    PostgreSQL writes timestamptz in the session's time zone: west of UTC, 0001-01-01 00:00Z
+    reads "0001-12-31 16:00:00-08 BC", east of UTC, 9999-12-31 23:59Z reads "10000-01-01 ...".
+    Python has no year 0 or 10000, so psycopg refuses both, and one such row would fail every
+    claim of its queue. Those are converted to UTC here, where they fit.
+    """
+
+    def load(self, data: Any) -> datetime:
+        try:
+            loaded: datetime = super().load(data)
+            return loaded
+        except psycopg.DataError:
+            moment = _edge_instant(bytes(data).decode())
+            if moment is None:
+                raise
+            return moment
+
+
+_EDGE_TIMESTAMP = re.compile(
+    r"^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?"
+    r"([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$"
+)
+#: 400 Gregorian years, the calendar's period: shifting by it keeps every date valid.
+_FOUR_CENTURIES = timedelta(days=146097)
+
+
+def _edge_instant(text: str) -> datetime | None:
+    match = _EDGE_TIMESTAMP.match(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, oh, om, os_, bc = match.groups()
+    year_number = 1 - int(year) if bc else int(year)  # 1 BC is year 0
+    shift = 400 if year_number < 1 else -400 if year_number > 9999 else 0
+    microsecond = int((fraction or "0").ljust(6, "0"))
+    try:
+        wall = datetime(
+            year_number + shift,
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            microsecond,
+        )
+        offset = timedelta(hours=int(oh), minutes=int(om or 0), seconds=int(os_ or 0))
+        utc = wall - offset if sign == "+" else wall + offset
+        utc -= _FOUR_CENTURIES * (shift // 400)
+    except (ValueError, OverflowError):
+        return None
+    return utc.replace(tzinfo=UTC)
 
 
 def _safe_loads(data: str | bytes) -> Any:
