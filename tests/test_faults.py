@@ -112,10 +112,18 @@ def test_sigkilled_workers_lose_nothing(log, store, workers):
     job runs twice only if its first run recorded its side effect before the kill and its
     acknowledgement was not yet written: it was on one of the threads, or in the acknowledger's
     batch of the last few milliseconds, a fraction of one 15 ms job per thread.) The jobs
-    claimed but not started at a kill are rescued after their 1 s lease and run once.
+    claimed but not started at a kill are rescued after their 3 s lease and run once.
     """
     jids = enqueue_counting(store, KILL_JOBS, queue=QUEUE, seconds=0.008)
-    env = {"FAULT_WORKERS": str(KILL_THREADS), "JOOBQ_PREFETCH": "0"}
+    # A 3 s lease: long enough that a starved heartbeat on a loaded 2-core machine does not
+    # lapse (that would be a rescue of a live job, not of a killed one), short enough that the
+    # killed workers' jobs come back quickly.
+    env = {
+        "FAULT_WORKERS": str(KILL_THREADS),
+        "JOOBQ_PREFETCH": "0",
+        "JOOBQ_LEASE": "3",
+        "JOOBQ_HEARTBEAT_INTERVAL": "0.5",
+    }
     pair = [workers.spawn(**env), workers.spawn(**env)]
     for worker in pair:
         worker.wait_ready()
@@ -535,7 +543,9 @@ def test_pinned_xmin_during_a_drain_and_the_doctor_reports_it(log, store, worker
         holder.close()
 
     removed, kept = vacuum(log)
-    assert removed >= PINNED_JOBS and kept == 0, "with the snapshot gone, they are removed"
+    # With the snapshot gone nothing is kept any more. (The table's eager autovacuum may have
+    # removed the rows a moment before this VACUUM, so `removed` can be anything.)
+    assert kept == 0, f"with the snapshot gone, they can be removed (removed {removed})"
     result, report = doctor(database_url)
     assert result.returncode == 0, result.stderr
     assert report["ok"] and report["problems"] == []
@@ -556,7 +566,10 @@ def test_load_two_processes_of_eight_threads_perform_each_job_exactly_once(log, 
     shared with the database) drains them in well under a minute.
     """
     jids = enqueue_counting(store, LOAD_JOBS, queue=QUEUE)
-    pair = [workers.spawn(FAULT_WORKERS="8"), workers.spawn(FAULT_WORKERS="8")]
+    # No fault here, so production leases: the fault tests' 1 s lease can lapse when a fully
+    # loaded 2-core machine starves a heartbeat thread, and a lapsed lease is a rescue.
+    env = {"FAULT_WORKERS": "8", "JOOBQ_LEASE": "30", "JOOBQ_HEARTBEAT_INTERVAL": "10"}
+    pair = [workers.spawn(**env), workers.spawn(**env)]
     started = time.monotonic()
     wait_until(lambda: remaining(log) == 0, timeout=180, interval=0.25, what="the drain")
     elapsed = time.monotonic() - started
