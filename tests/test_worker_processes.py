@@ -73,8 +73,8 @@ class WorkerProcess:
         return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        """Wait until the worker runs: `app.run()` installs its SIGTERM handler after starting
-        the workers, so from then on a signal drains instead of killing the process."""
+        """Wait until the worker catches SIGTERM: `app.run()` installs its handler before it
+        starts the workers, so from then on a signal drains instead of killing the process."""
         wait_until(self._catches_sigterm, timeout=timeout, what=f"worker {self.pid} to be ready")
 
     def send(self, signum: int) -> None:
