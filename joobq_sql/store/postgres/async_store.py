@@ -534,17 +534,19 @@ class _GreenConnections(Connections):
         self._owner = owner
 
     @contextlib.contextmanager
-    def cursor(self, connection: Any = None) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def cursor(
+        self, connection: Any = None, *, row_factory: Any = dict_row
+    ) -> Iterator[psycopg.Cursor[Any]]:
         if connection is not None:
             # The caller owns the transaction (resolved by AsyncPostgresStore._transaction).
-            with _translated_errors(), _green_cursor(connection) as cur:
+            with _translated_errors(), _green_cursor(connection, row_factory) as cur:
                 yield cur
             return
         pooled = self._owner.engine.sync_engine.raw_connection()
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.AsyncConnection)
         try:
-            with _translated_errors(), _green_cursor(conn) as cur:
+            with _translated_errors(), _green_cursor(conn, row_factory) as cur:
                 yield cur
             _await(conn.commit())
         except BaseException:
@@ -562,11 +564,13 @@ class _GreenConnections(Connections):
 
 
 @contextlib.contextmanager
-def _green_cursor(conn: psycopg.AsyncConnection[Any]) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-    cursor = conn.cursor(row_factory=dict_row)
+def _green_cursor(
+    conn: psycopg.AsyncConnection[Any], row_factory: Any
+) -> Iterator[psycopg.Cursor[Any]]:
+    cursor = conn.cursor(row_factory=row_factory)
     try:
         # Typed as the sync cursor it stands in for: the store calls only what _GreenCursor has.
-        yield cast("psycopg.Cursor[dict[str, Any]]", _GreenCursor(cursor))
+        yield cast("psycopg.Cursor[Any]", _GreenCursor(cursor))
     finally:
         _await(cursor.close())
 

@@ -14,16 +14,21 @@ WITH picked AS (
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE {schema}.jobs AS j
+    SET status = 'running',
+        attempt = j.attempt + 1,
+        worker_id = %(worker_id)s,
+        lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+        updated_at = now()
+    FROM picked
+    WHERE j.ctid = picked.ctid
+    RETURNING j.jid, j.queue, j.job_type, j.args, j.status, j.priority, j.run_at, j.attempt,
+              j.max_retries, j.expires_at, j.worker_id, j.lease_expires_at, j.last_error,
+              j.dead_reason, j.dead_expires_at, j.created_at, j.updated_at, j.finished_at, j.id,
+              j.unique_key, j.cancel_requested_at, j.redrive_attempt
 )
-UPDATE {schema}.jobs AS j
-SET status = 'running',
-    attempt = j.attempt + 1,
-    worker_id = %(worker_id)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_s)s),
-    updated_at = now()
-FROM picked
-WHERE j.ctid = picked.ctid
-RETURNING j.jid, j.id, j.queue, j.job_type, j.args, j.status, j.priority, j.run_at, j.attempt,
-          j.max_retries, j.expires_at, j.worker_id, j.lease_expires_at, j.last_error,
-          j.dead_reason, j.dead_expires_at, j.created_at, j.updated_at, j.finished_at,
-          j.unique_key, j.cancel_requested_at, j.redrive_attempt
+-- In claim order (UPDATE ... RETURNING has none of its own). The columns are in JobRecord's
+-- field order, less its error history, so the store builds records from the rows as they are.
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
