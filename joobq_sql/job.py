@@ -82,6 +82,7 @@ class Job:
     on_duplicate: ClassVar[str] = "skip"
 
     _field_types: ClassVar[dict[str, Any] | None] = None
+    _decode_plan: ClassVar[tuple[tuple[str, Any, bool], ...] | None] = None
 
     # Set on every instance: the run it is on (0 before its first run).
     attempt: int
@@ -123,6 +124,24 @@ class Job:
                     raise JobDefinitionError(str(exc)) from None
             cls._field_types = types
         return cls._field_types
+
+    @classmethod
+    def _fields_to_decode(cls) -> tuple[tuple[str, Any, bool], ...]:
+        """(name, type, required) of each field, worked out once per class: from_args runs for
+        every claimed job, and dataclasses.fields() rebuilds its answer on every call."""
+        plan: tuple[tuple[str, Any, bool], ...] | None = cls.__dict__.get("_decode_plan")
+        if plan is None:
+            types = cls._resolve_field_types()
+            plan = tuple(
+                (
+                    f.name,
+                    types[f.name],
+                    f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                )
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            )
+            cls._decode_plan = plan
+        return plan
 
     def __post_init__(self) -> None:
         self.attempt = 0
@@ -190,18 +209,18 @@ class Job:
                 f"args of a {cls.job_type} job must be a JSON object, got {type(args).__name__}"
             )
         types = cls._resolve_field_types()
-        unknown = sorted(set(args) - set(types))
-        if unknown:
+        if not types.keys() >= args.keys():
+            unknown = sorted(set(args) - set(types))
             raise JobDecodeError(f"args of a {cls.job_type} job have unknown fields {unknown}")
         kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in args:
+        for name, tp, required in cls._fields_to_decode():
+            if name in args:
                 try:
-                    kwargs[f.name] = decode(args[f.name], types[f.name], f.name)
+                    kwargs[name] = decode(args[name], tp, name)
                 except FieldError as exc:
                     raise JobDecodeError(f"args of a {cls.job_type} job: {exc}") from None
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise JobDecodeError(f"args of a {cls.job_type} job lack the field {f.name!r}")
+            elif required:
+                raise JobDecodeError(f"args of a {cls.job_type} job lack the field {name!r}")
         job = cls(**kwargs)
         if jid is not None:
             job.jid = jid

@@ -20,7 +20,6 @@ import psycopg
 from psycopg.abc import AdaptContext
 from psycopg.adapt import Loader
 from psycopg.rows import RowFactory, dict_row
-from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -42,25 +41,64 @@ def engine_from_url(url: str, *, pool_size: int) -> Engine:
             "use postgresql:// or postgresql+psycopg://"
         )
     engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
-    use_safe_json(engine)
+    use_safe_loaders(engine, shared=False)
     return engine
 
 
-def use_safe_json(engine: Engine) -> None:
-    """Decode jsonb on this engine's connections without raising on absurd nesting.
+def use_safe_loaders(engine: Engine, *, shared: bool) -> None:
+    """Decode what the store reads on this engine's connections without failing on the values
+    that Python cannot hold, so that one hand-made row never fails a whole claim (and so wedges
+    its queue):
 
-    PostgreSQL keeps jsonb nested thousands of levels deep, but json.loads raises
-    RecursionError past about a thousand, which would fail a whole claim (and so wedge the
-    queue) for one hand-made row. Such a value decodes to an UndecodableJSON marker instead;
-    the job it belongs to goes dead with a clear reason.
+    - jsonb nested thousands of levels deep (PostgreSQL keeps it; json.loads raises
+      RecursionError past about a thousand) decodes to an UndecodableJSON marker, and the job
+      it belongs to goes dead with a clear reason;
+    - timestamptz in year 1 or 9999 read on a session west or east of UTC (see
+      _EdgeTimestamptzLoader).
+
+    The timestamp loader is needed only on sessions not in UTC; on the store's own engine
+    (`shared=False`) it is installed only there, because it costs a claim about a tenth of
+    its time. A caller's engine (`shared=True`) always gets it: the caller may change a
+    session's time zone after it connects.
     """
-    if not event.contains(engine, "connect", _install_safe_json):
-        event.listen(engine, "connect", _install_safe_json)
+    listener = _install_shared_loaders if shared else _install_loaders
+    if not event.contains(engine, "connect", listener):
+        event.listen(engine, "connect", listener)
 
 
-def _install_safe_json(dbapi_connection: Any, _record: Any) -> None:
-    set_json_loads(_safe_loads, context=dbapi_connection)
+#: Time zone names under which year 1 and year 9999 read back as they are stored.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal"})
+
+
+def _install_loaders(dbapi_connection: Any, _record: Any) -> None:
+    for name in ("json", "jsonb"):
+        dbapi_connection.adapters.register_loader(name, _SafeJsonLoader)
+    if dbapi_connection.info.parameter_status("TimeZone") not in _UTC_ZONES:
+        dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
+
+
+def _install_shared_loaders(dbapi_connection: Any, _record: Any) -> None:
+    for name in ("json", "jsonb"):
+        dbapi_connection.adapters.register_loader(name, _SafeJsonLoader)
     dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
+
+
+class _SafeJsonLoader(Loader):
+    """json and jsonb text as Python values, or UndecodableJSON for absurd nesting.
+
+    It decodes the UTF-8 text itself and calls the decoder directly: json.loads on bytes
+    first guesses their encoding in Python, which costs a claim more than the decoding does.
+    """
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode()
+        try:
+            return _decode_json(text)
+        except RecursionError:
+            return UndecodableJSON(text[:200])
+
+
+_decode_json = json.JSONDecoder().decode
 
 
 #: psycopg's own timestamptz text loader: its C version when psycopg runs on its C extension.
@@ -129,13 +167,6 @@ def _edge_instant(text: str) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return utc.replace(tzinfo=UTC)
-
-
-def _safe_loads(data: str | bytes) -> Any:
-    try:
-        return json.loads(data)
-    except RecursionError:
-        return UndecodableJSON(data[:200] if isinstance(data, str) else data[:200].decode())
 
 
 def url_from_environment() -> str | None:

@@ -25,7 +25,7 @@ from ..records import (
     WorkerInfo,
     to_json_object,
 )
-from ._connections import Connections, engine_from_url, url_from_environment, use_safe_json
+from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
 from .notifier import channel_for, notify_queues
 from .queries import Queries
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
@@ -76,7 +76,7 @@ class PostgresStore(Store):
                 )
             self._owns_engine = False
             engine = url_or_engine
-            use_safe_json(engine)  # for the connections it opens from now on
+            use_safe_loaders(engine, shared=True)  # for the connections it opens from now on
         elif isinstance(url_or_engine, str):
             self._owns_engine = True
             engine = engine_from_url(url_or_engine, pool_size=pool_size)
@@ -253,7 +253,9 @@ class PostgresStore(Store):
             "worker_id": [c.worker_id for c in completions],
             "shard": _shard(completions[0].worker_id),
         }
-        return [row["jid"] for row in self._rows(statement, params)]
+        with self._db.cursor(row_factory=tuple_row) as cur:
+            cur.execute(self._sql[statement], params)
+            return [row[0] for row in cur.fetchall()]
 
     def fail_jobs(
         self, failures: Sequence[Failure], *, dead_letter_ttl: float | None = None
