@@ -585,4 +585,5 @@ _STATUSES = {status.value: status for status in JobStatus}
 def _claimed_record(row: tuple[Any, ...]) -> JobRecord:
     """A JobRecord from a claim_jobs.sql row, whose columns are in the record's field order
     up to `last_error`, then the rest with the error history (not read by a claim) left out."""
-    return JobRecord(*row[:4], _STATUSES[row[4]], *row[5:13], [], *row[13:])
+    values: list[Any] = [*row[:4], _STATUSES[row[4]], *row[5:13], [], *row[13:]]
+    return JobRecord(*values)
