@@ -187,10 +187,13 @@ class QueueRunner:
         once (low pickup latency)."""
         if self._paused:
             return 0
+        with self._lock:
+            return self._claim_size_locked()
+
+    def _claim_size_locked(self) -> int:
         batch = self.settings.worker_batch_size
         capacity = self.workers + self.settings.prefetch
-        with self._lock:
-            free = capacity - len(self._buffer) - len(self._runs)
+        free = capacity - len(self._buffer) - len(self._runs)
         if free <= 0:
             return 0
         if self._backlog and free < max(1, min(batch, capacity) // 4):
@@ -357,7 +360,12 @@ class QueueRunner:
             self._runs.pop(run.record.jid, None)
             if self._stopping.is_set():
                 self._runs_changed.notify_all()
-        self._wake.set()  # a slot is free: claim for it now rather than at the next poll
+            # A slot is free: claim for it now rather than at the next poll, but wake the
+            # fetcher only when it would claim (while draining a backlog, it waits for a
+            # quarter of the batch), so that a stream of short jobs does not spin it.
+            claim = self._claim_size_locked() > 0
+        if claim and not self._wake.is_set():
+            self._wake.set()
         return True
 
     def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool = False) -> Failure:
