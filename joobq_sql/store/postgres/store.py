@@ -26,6 +26,7 @@ from ..records import (
     to_json_object,
 )
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
+from .arrays import int_array, text_array, uuid_array
 from .notifier import channel_for, notify_queues
 from .queries import Queries
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
@@ -248,9 +249,9 @@ class PostgresStore(Store):
             "complete_jobs_delete" if self.keep_completed_seconds is None else "complete_jobs_keep"
         )
         params = {
-            "jid": [c.jid for c in completions],
-            "attempt": [c.attempt for c in completions],
-            "worker_id": [c.worker_id for c in completions],
+            "jid": uuid_array([c.jid for c in completions]),
+            "attempt": int_array([c.attempt for c in completions]),
+            "worker_id": text_array([c.worker_id for c in completions]),
             "shard": _shard(completions[0].worker_id),
         }
         with self._db.cursor(row_factory=tuple_row) as cur:

@@ -1,0 +1,45 @@
+"""Array literals sent in place of psycopg's list dumping read back as the same values."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+from joobq_sql.store.postgres.arrays import int_array, text_array, uuid_array
+
+AWKWARD_TEXT = [
+    "worker-1",
+    "",
+    "NULL",
+    "null",
+    "with space",
+    "comma,brace{}",
+    'quote"inside',
+    "back\\slash",
+    "trailing\\",
+    "ünïcødé",
+    None,
+    "worker-1",
+]
+
+
+def test_text_arrays_keep_every_value(pg: psycopg.Connection):
+    got = pg.execute("SELECT %s::text[]", (text_array(AWKWARD_TEXT),)).fetchone()
+    assert got is not None and got[0] == AWKWARD_TEXT
+
+
+def test_int_and_uuid_arrays_keep_every_value(pg: psycopg.Connection):
+    numbers = [0, 1, -5, 2_000_000_000, None]
+    jids = [uuid.uuid4() for _ in range(3)]
+    got = pg.execute(
+        "SELECT %s::int[], %s::uuid[]", (int_array(numbers), uuid_array(jids))
+    ).fetchone()
+    assert got == (numbers, jids)
+
+
+def test_empty_arrays(pg: psycopg.Connection):
+    got = pg.execute(
+        "SELECT %s::int[], %s::uuid[], %s::text[]", (int_array([]), uuid_array([]), text_array([]))
+    ).fetchone()
+    assert got == ([], [], [])
