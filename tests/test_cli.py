@@ -3,16 +3,11 @@ enqueue and stats. Each test has a database of its own (the `database_url` fixtu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -27,7 +22,6 @@ from tests.cli_app import (
     cli_env,
     run_cli,
 )
-from tests.conftest import libpq_url
 from tests.helpers import wait_until
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
@@ -91,70 +85,7 @@ def test_the_option_wins_over_the_environment_and_passwords_are_never_printed() 
     assert "127.0.0.1:2" not in line
 
 
-def test_a_wrong_password_is_one_line_that_says_to_check_it(admin_url: str) -> None:
-    role = f"cli_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'right-password'")
-    try:
-        wrong = make_url(admin_url).set(username=role, password="wrong-password")
-        wrong_url = wrong.render_as_string(hide_password=False)
-        try:
-            psycopg.connect(libpq_url(wrong_url)).close()
-        except psycopg.OperationalError:
-            pass
-        else:
-            pytest.skip(
-                "the test server trusts every connection (the embedded server listens on a "
-                "Unix socket with trust auth), so no password can be wrong"
-            )
-        result = run_cli(wrong_url, "stats")
-        assert_one_line_error(
-            result, f'password authentication failed for user "{role}"', "JOOBQ_DATABASE_URL"
-        )
-        assert "wrong-password" not in result.stderr
-    finally:
-        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
-            conn.execute(f"DROP ROLE IF EXISTS {role}")
-
-
-@contextlib.contextmanager
-def server_refusing_password(user: str) -> Iterator[int]:
-    """A TCP listener that speaks just enough of PostgreSQL's protocol to refuse a password the
-    way a server does (SQLSTATE 28P01); yields its port. It lets the wrong-password advice be
-    tested when the test server trusts every connection."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    message = f'password authentication failed for user "{user}"'
-    fields = b"SFATAL\0VFATAL\0C28P01\0M" + message.encode() + b"\0\0"
-    refusal = b"E" + struct.pack("!i", len(fields) + 4) + fields
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = listener.accept()
-                with conn:
-                    while True:
-                        length, code = struct.unpack("!ii", conn.recv(8, socket.MSG_WAITALL))
-                        if code in (80877103, 80877104):  # SSL / GSS encryption request: no
-                            conn.sendall(b"N")
-                            continue
-                        conn.recv(length - 8, socket.MSG_WAITALL)  # the startup packet
-                        conn.sendall(refusal)
-                        break
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-
-
-def test_a_refused_password_is_one_line_that_says_to_check_it() -> None:
-    with server_refusing_password("app") as port:
-        result = run_cli(f"postgresql://app:wrong-pw@127.0.0.1:{port}/app", "jobs", "list")
-    assert_one_line_error(
-        result, 'password authentication failed for user "app"', "JOOBQ_DATABASE_URL"
-    )
-    assert "wrong-pw" not in result.stderr
+# A wrong password against a real scram-sha-256 server: tests/test_hostile_input.py.
 
 
 def test_an_unmigrated_database_says_to_run_migrate(fresh_database_url: str) -> None:
