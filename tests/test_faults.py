@@ -167,6 +167,29 @@ def own_server() -> Iterator[DedicatedServer]:
         yield server
 
 
+def test_pooled_connections_dropped_by_a_restart_are_replaced_before_use(
+    own_server, monkeypatch
+):
+    """After a restart, the connections idle in the store's pool are dead. The next enqueue
+    (an application's, long after the outage) must not fail on one of them: a connection
+    that sat idle is checked at checkout and replaced. PING_AFTER_IDLE is 0 here so that the
+    test need not wait for a connection to count as idle."""
+    from joobq_sql.store.postgres import _connections
+
+    monkeypatch.setattr(_connections, "PING_AFTER_IDLE", 0.0)
+    url = own_server.create_database("joobq")
+    store = PostgresStore(url, pool_size=2)
+    try:
+        store.enqueue_jobs([NewJob(jid=uuid.uuid4(), queue=QUEUE, job_type="X", args={})])
+        own_server.stop("fast")
+        own_server.start()
+        for _ in range(3):  # every pooled connection, not just the first one checked out
+            store.enqueue_jobs([NewJob(jid=uuid.uuid4(), queue=QUEUE, job_type="X", args={})])
+        assert store.queue_stats()[QUEUE].waiting == 4
+    finally:
+        store.close()
+
+
 def failed_claims(worker_log: str) -> int:
     return len(re.findall(r"claiming from .* failed", worker_log))
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from psycopg.adapt import Loader
 from psycopg.rows import RowFactory, dict_row
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from ...codec import UndecodableJSON
 from ...errors import ConfigurationError, DuplicateJobError, SchemaNotMigratedError
@@ -42,7 +44,38 @@ def engine_from_url(url: str, *, pool_size: int) -> Engine:
         )
     engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
     use_safe_loaders(engine, shared=False)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+#: Seconds a pooled connection may sit unused before it is checked at checkout.
+PING_AFTER_IDLE = 1.0
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["joobq_checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Replace a connection the server dropped while it sat in the pool (a restart, an idle
+    timeout) instead of failing the caller's next statement with it.
+
+    Only a connection idle for PING_AFTER_IDLE is pinged: a busy worker's connections are in
+    use every few milliseconds, and a ping on every checkout would add a round trip to each
+    claim and enqueue. A connection dropped in that last second fails its statement once;
+    the runtime retries, and nothing uncommitted was written.
+    """
+    checked_in = record.info.get("joobq_checked_in")
+    if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()  # hand the connection over outside a transaction
+    except psycopg.OperationalError as exc:
+        # The pool discards this connection and checks out another (a fresh one if need be).
+        raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 def use_safe_loaders(engine: Engine, *, shared: bool) -> None:
