@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from .runtime.worker import Worker
     from .store.postgres.async_store import AsyncStore
 
-#: How a queue runs its jobs: a thread per worker slot, or asyncio tasks on one event loop.
-QUEUE_MODES = ("threads", "async")
-
-
 @dataclass(frozen=True)
 class QueueDefinition:
     """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with
@@ -170,16 +166,13 @@ class JoobQ:
         `limit` and `period`, start at most `limit` jobs per `period` seconds (per process).
         With ``mode="async"`` the jobs (``async def perform``) run as tasks on one event loop,
         so `workers` can be in the hundreds without a thread each."""
-        if mode not in QUEUE_MODES:
-            raise ConfigurationError(
-                f"queue {name!r}: mode must be one of {QUEUE_MODES}, got {mode!r}"
-            )
         config = QueueConfig(
             name=name,
             workers=workers,
             jobs=(),
             throttle_limit=limit,
             throttle_period=period,
+            mode=mode,
         )
         classes = tuple(jobs)
         for klass in classes:
@@ -187,28 +180,27 @@ class JoobQ:
                 raise ConfigurationError(
                     f"queue {name!r}: jobs must be Job subclasses, got {klass!r}"
                 )
-            if mode == "async" and not inspect.iscoroutinefunction(klass.perform):
-                raise ConfigurationError(
-                    f"queue {name!r} runs in async mode, so {klass.__qualname__}.perform must "
-                    "be an `async def`"
-                )
-        return self._define(config, classes, mode=mode)
+        return self._define(config, classes)
 
     def _add_queue_config(self, config: QueueConfig) -> None:
         self._define(config, tuple(_import_job_class(ref, config.name) for ref in config.jobs))
 
-    def _define(
-        self, config: QueueConfig, classes: tuple[type[Job], ...], *, mode: str = "threads"
-    ) -> QueueDefinition:
+    def _define(self, config: QueueConfig, classes: tuple[type[Job], ...]) -> QueueDefinition:
         if config.name in self.queues:
             raise ConfigurationError(f"queue {config.name!r} is defined twice")
+        for klass in classes:
+            if config.mode == "async" and not inspect.iscoroutinefunction(klass.perform):
+                raise ConfigurationError(
+                    f"queue {config.name!r} runs in async mode, so {klass.__qualname__}.perform "
+                    "must be an `async def`"
+                )
         definition = QueueDefinition(
             name=config.name,
             workers=config.workers,
             job_classes=classes,
             throttle_limit=config.throttle_limit,
             throttle_period=config.throttle_period,
-            mode=mode,
+            mode=config.mode,
         )
         self.queues[config.name] = definition
         with _apps_lock:

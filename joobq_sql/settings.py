@@ -40,7 +40,9 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _FLOAT_SETTINGS = frozenset({"retry_jitter"})
 _BOOL_SETTINGS = frozenset({"notify"})
-_QUEUE_KEYS = ("name", "workers", "jobs", "throttle")
+_QUEUE_KEYS = ("name", "workers", "jobs", "throttle", "mode")
+#: How a queue runs its jobs: a thread per worker slot, or asyncio tasks on one event loop.
+QUEUE_MODES = ("threads", "async")
 _JOB_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 # user:password@host; the password runs to the last "@" before the path, as it may hold an "@".
 _URL_PASSWORD = re.compile(r"(://[^:/@]*):[^/]*@")
@@ -336,10 +338,13 @@ def _from_text(name: str, text: str, source: str) -> Any:
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """A queue declared in a config file: its name, worker count, job classes and throttle.
+    """A queue declared in a config file: its name, worker count, job classes, throttle and
+    mode.
 
     `jobs` holds "package.module:ClassName" references, imported by the application. A throttle
     allows `throttle_limit` job starts per `throttle_period` seconds; give both or neither.
+    `mode` is "threads" (a thread per worker) or "async" (``async def perform`` jobs as tasks
+    on one event loop).
     """
 
     name: str
@@ -347,6 +352,7 @@ class QueueConfig:
     jobs: tuple[str, ...] = ()
     throttle_limit: int | None = None
     throttle_period: float | None = None
+    mode: str = "threads"
 
     def __post_init__(self) -> None:
         try:
@@ -359,6 +365,10 @@ class QueueConfig:
             raise ConfigurationError(f"{label}: workers must be an integer >= 1, got {workers!r}")
         if workers < 1:
             raise ConfigurationError(f"{label}: workers must be >= 1, got {workers}")
+        if self.mode not in QUEUE_MODES:
+            raise ConfigurationError(
+                f"{label}: mode must be one of {QUEUE_MODES}, got {self.mode!r}"
+            )
         if not isinstance(self.jobs, list | tuple):
             raise ConfigurationError(
                 f"{label}: jobs must be a list of references, got {self.jobs!r}"
@@ -445,6 +455,7 @@ def _queues_from_toml(entries: object, where: str) -> list[QueueConfig]:
                 jobs=entry.get("jobs", ()),
                 throttle_limit=throttle.get("limit"),
                 throttle_period=throttle.get("period"),
+                mode=entry.get("mode", "threads"),
             )
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None

@@ -57,6 +57,27 @@ throttle = { limit = 10, period = "1s" }
     )
 
 
+class CfgAsyncPing(Job):
+    async def perform(self) -> None:
+        pass
+
+
+def test_a_toml_queue_can_run_in_async_mode_and_only_with_async_jobs(tmp_path: Path) -> None:
+    config = tmp_path / "joobq.toml"
+    queue = '[joobq]\n[[joobq.queues]]\nname = "pings"\nworkers = 200\nmode = "async"\n'
+    config.write_text(queue + 'jobs = ["tests.test_app_config:CfgAsyncPing"]\n')
+    app = JoobQ(store=MemoryStore(), config_file=config)
+    assert (app.queues["pings"].mode, app.queues["pings"].workers) == ("async", 200)
+
+    config.write_text(queue + 'jobs = ["tests.test_app_config:CfgMail"]\n')
+    with pytest.raises(ConfigurationError, match=r"CfgMail\.perform must be an `async def`"):
+        JoobQ(store=MemoryStore(), config_file=config)
+
+    config.write_text(queue.replace('"async"', '"fibers"'))
+    with pytest.raises(ConfigurationError, match=r"mode must be one of \('threads', 'async'\)"):
+        JoobQ(store=MemoryStore(), config_file=config)
+
+
 def test_environment_variables_override_the_file_and_code_overrides_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ Pure Python: no database is needed.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -527,3 +528,14 @@ def test_mask_password_hides_every_written_form_of_a_password(url: str, masked: 
 def test_prefetch_must_be_an_integer_in_range(value: object) -> None:
     with pytest.raises(ConfigurationError, match="prefetch"):
         Settings(prefetch=value)  # type: ignore[arg-type]
+
+
+def test_the_readme_toml_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1, "the README has one TOML example"
+    values, queues = load_toml(write(tmp_path, blocks[0]))
+    assert values and [(q.name, q.mode) for q in queues] == [
+        ("mail", "threads"),
+        ("fetch", "async"),
+    ]
