@@ -37,7 +37,9 @@ from bench import ageing, bulk, ceiling, drain, latency, peers, single, xmin_pin
 from bench._common import mask, server_info, workload_database
 from bench.drain import DrainOptions, describe_settings, supports_prefetch
 
-WORKLOADS = ("ceiling", "drain", "bulk", "single", "latency", "ageing", "xmin", "peers")
+WORKLOADS = (
+    "ceiling", "drain", "scale", "bulk", "single", "latency", "ageing", "xmin", "peers",
+)  # fmt: skip
 DATABASE_PREFIX = "joobq_bench_"
 
 
@@ -79,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--processes", type=int, default=1, help="drain worker processes (1)")
     parser.add_argument("--threads", type=int, default=16, help="workers per process (16)")
+    parser.add_argument(
+        "--scale-processes",
+        type=int,
+        default=max(os.cpu_count() or 1, 2),
+        help="scale: drain worker processes and ceiling connections (one per CPU, at least 2)",
+    )
     parser.add_argument("--batch", type=int, default=1000, help="worker_batch_size (1000)")
     parser.add_argument(
         "--prefetch",
@@ -165,6 +173,25 @@ class Bench:
         # later drains (ageing, xmin) use the prefetch that drained fastest here
         self.options = dataclasses.replace(self.options, prefetch=result["best"]["prefetch"])
         return result
+
+    def run_scale(self) -> dict[str, Any]:
+        """The drain and the SQL ceiling again, with one worker process (and one ceiling
+        connection) per CPU: how far one host goes when a single process's GIL is not the
+        limit. Drains with the prefetch the drain workload found fastest."""
+        a = self.args
+        processes = a.scale_processes
+        ceiling_result = ceiling.run(self.database("scale_ceiling"), a.jobs, a.batch, processes)
+        options = dataclasses.replace(self.options, processes=processes)
+        drained = drain.run(self.database("scale"), a.jobs, options, [options.prefetch])
+        single_process = self.results.get("drain", {}).get("jobs_per_s")
+        return {
+            "processes": processes,
+            "ceiling": ceiling_result["sql"],
+            "drain": drained["best"],
+            "jobs_per_s": drained["jobs_per_s"],
+            "of_own_ceiling": drained["jobs_per_s"] / ceiling_result["sql"]["jobs_per_s"],
+            "to_one_process": drained["jobs_per_s"] / single_process if single_process else None,
+        }
 
     def run_bulk(self) -> dict[str, Any]:
         return bulk.run(self.database("bulk"), self.args.jobs)
@@ -254,6 +281,14 @@ def table_rows(results: dict[str, Any], ceiling_rate: float | None) -> list[list
         elif workload == "drain":
             for run in r["runs"]:
                 add(workload, _shape(run), run["jobs_per_s"], "jobs/s")
+        elif workload == "scale":
+            connections = f"{r['processes']} conn"
+            sql = r["ceiling"]["jobs_per_s"]
+            add(workload, f"SQL loop, prepared, {connections}", sql, "jobs/s")
+            add(workload, _shape(r["drain"]), r["jobs_per_s"], "jobs/s")
+            add(workload, f"drain / SQL loop of {connections}", r["of_own_ceiling"], "x")
+            if r["to_one_process"] is not None:
+                add(workload, "drain / 1-process drain", r["to_one_process"], "x")
         elif workload == "bulk":
             for run in r["runs"]:
                 calls = "1 call" if run["calls"] == 1 else f"calls of {run['batch_size']:,}"

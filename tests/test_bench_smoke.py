@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ["ceiling", "drain", "bulk", "single", "latency", "ageing", "xmin", "peers"]
+WORKLOADS = [
+    "ceiling", "drain", "scale", "bulk", "single", "latency", "ageing", "xmin", "peers",
+]  # fmt: skip
 TINY = [
     "--jobs", "400",
     "--ageing-jobs", "1000",
@@ -60,6 +62,12 @@ def test_every_workload_completes_and_the_json_has_every_field(
         assert run["jobs"] == 400 and run["seconds"] > 0
         assert run["queue_stats_after"]["completed_total"] == 400
         assert run["queue_stats_after"]["waiting"] == 0
+
+    scale = workloads["scale"]
+    assert scale["processes"] >= 2 and scale["drain"]["processes"] == scale["processes"]
+    assert scale["drain"]["queue_stats_after"]["completed_total"] == 400
+    assert scale["ceiling"]["jobs_per_s"] > 0 and scale["jobs_per_s"] > 0
+    assert scale["of_own_ceiling"] > 0 and scale["to_one_process"] > 0
 
     bulk = workloads["bulk"]
     assert [r["batch_size"] for r in bulk["runs"]] == [1000, 5000, 400]
