@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .runtime.worker import Worker
     from .store.postgres.async_store import AsyncStore
 
+
 @dataclass(frozen=True)
 class QueueDefinition:
     """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with

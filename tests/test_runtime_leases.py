@@ -4,8 +4,11 @@ and its late finish changes nothing (JoobQ defect 4: no leases, no fencing)."""
 from __future__ import annotations
 
 import threading
+import uuid
 
-from joobq_sql import Job, JobStatus
+from joobq_sql import Job, JobStatus, NewJob
+from joobq_sql.runtime.acker import Acker
+from joobq_sql.runtime.heartbeat import Heartbeat
 from tests.helpers import wait_until
 from tests.runtime_support import Recorder, start
 
@@ -59,3 +62,55 @@ def test_a_late_finish_of_a_rescued_run_is_fenced_out(make_app) -> None:
     wait_until(lambda: healthy_app.store.get_job(jid) is None, what="attempt 2 completed")
     totals = healthy_app.stats()["default"].totals
     assert (totals["completed"], totals["rescued"]) == (1, 1)
+
+
+class _SlowToReturnCompletions:
+    """The store, except that complete_jobs, once it has committed, waits for `release`: the
+    moment between an acknowledgement's commit and its jobs leaving the acker's held set."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.committed = threading.Event()
+        self.release = threading.Event()
+
+    def complete_jobs(self, completions):
+        done = self.store.complete_jobs(completions)
+        self.committed.set()
+        self.release.wait(30)
+        return done
+
+
+def test_a_job_acknowledged_while_its_lease_is_renewed_is_not_reported_lost(pg_store) -> None:
+    """The heartbeat renews every held job, acknowledged-but-pending ones included. When an
+    acknowledgement commits just before the renewal looks for its job, the renewal misses it;
+    the heartbeat must not call that job rescued."""
+    jid = uuid.uuid4()
+    pg_store.enqueue_jobs([NewJob(jid=jid, queue="q", job_type="LeaseHeld", args={})])
+    (record,) = pg_store.claim_jobs("q", "w1", 1)
+    slow = _SlowToReturnCompletions(pg_store)
+    acker = Acker(slow, dead_letter_ttl=60.0)  # type: ignore[arg-type]
+    lost: list[set[uuid.UUID]] = []
+    heartbeat = Heartbeat(
+        pg_store,
+        worker_id="w1",
+        lease=30.0,
+        interval=3600.0,  # beats only when called here
+        held_jids=acker.pending_jids,
+        on_lost=lost.append,
+        settle=acker.settle,
+    )
+    acker.start()
+    try:
+        acker.complete(record.completion)
+        assert slow.committed.wait(10), "the acknowledgement was not written"
+        beat = threading.Thread(target=heartbeat.beat)
+        beat.start()  # renews nothing (the job is gone), then waits for the write to settle
+        wait_until(lambda: heartbeat.beats == 1, what="the renewal")
+        slow.release.set()
+        beat.join(10)
+        assert not beat.is_alive()
+    finally:
+        slow.release.set()
+        acker.stop()
+    assert lost == []
+    assert pg_store.get_job(jid) is None

@@ -40,6 +40,8 @@ class Acker:
         self._pending: set[UUID] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        # Held while a batch is written and until its jobs leave `_pending` (see settle()).
+        self._writing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="joobq-acker", daemon=True)
         self._stopped = threading.Event()
         self.flush_errors = 0
@@ -65,6 +67,16 @@ class Acker:
         with self._lock:
             return set(self._pending)
 
+    def settle(self) -> None:
+        """Return once the batch being written now, if any, is written and no longer pending.
+
+        Between a batch's commit and its removal from `pending_jids` the jobs are gone from
+        the store but still count as held here; the heartbeat calls this before it decides
+        that a job it could not renew was rescued, so an acknowledgement is not mistaken for
+        a lost lease."""
+        with self._writing:
+            pass
+
     def flush(self, timeout: float) -> bool:
         """Wait until every ack so far is written; False on timeout."""
         with self._idle:
@@ -89,7 +101,8 @@ class Acker:
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
-                self._write(items)
+                with self._writing:
+                    self._write(items)
             if stop:
                 return
 

@@ -27,6 +27,7 @@ class Heartbeat:
         held_jids: Callable[[], set[UUID]],
         on_lost: Callable[[set[UUID]], None] | None = None,
         presence: Callable[[], None] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -35,6 +36,7 @@ class Heartbeat:
         self._held_jids = held_jids
         self._on_lost = on_lost
         self._presence = presence
+        self._settle = settle
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="joobq-heartbeat", daemon=True)
         self.beats = 0
@@ -57,7 +59,11 @@ class Heartbeat:
         self.beats += 1
         lost = held - kept
         if lost and self._on_lost is not None:
-            # Re-check: a job finished and acknowledged during the renewal is not lost.
+            # Re-check: a job finished and acknowledged during the renewal is not lost. Its
+            # acknowledgement may have committed before the renewal looked for it and still be
+            # on its way out of the held set: let the write in progress finish first.
+            if self._settle is not None:
+                self._settle()
             lost &= self._held_jids()
             if lost:
                 self._on_lost(lost)
