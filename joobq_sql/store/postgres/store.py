@@ -98,7 +98,7 @@ class PostgresStore(Store):
         self, name: str, params: dict[str, Any], connection: Any = None
     ) -> list[dict[str, Any]]:
         with self._db.cursor(connection) as cur:
-            cur.execute(self._sql[name], params)
+            cur.execute(self._sql[name], params, prepare=_prepare(name))
             return cur.fetchall() if cur.description is not None else []
 
     def _records(self, name: str, params: dict[str, Any]) -> list[JobRecord]:
@@ -106,7 +106,7 @@ class PostgresStore(Store):
 
     def _rowcount(self, name: str, params: dict[str, Any]) -> int:
         with self._db.cursor() as cur:
-            cur.execute(self._sql[name], params)
+            cur.execute(self._sql[name], params, prepare=_prepare(name))
             return cur.rowcount
 
     def _dead_ttl(self, ttl: float | None) -> float:
@@ -255,7 +255,7 @@ class PostgresStore(Store):
             "shard": _shard(completions[0].worker_id),
         }
         with self._db.cursor(row_factory=tuple_row) as cur:
-            cur.execute(self._sql[statement], params)
+            cur.execute(self._sql[statement], params, prepare=_prepare(statement))
             return [row[0] for row in cur.fetchall()]
 
     def fail_jobs(
@@ -525,6 +525,30 @@ class PostgresStore(Store):
 
 #: From this many jobs in one enqueue (and none unique), COPY is used instead of INSERT.
 COPY_THRESHOLD = 200
+
+
+#: Statements that look jobs up by a list of jids, planned afresh on every run. Prepared, they
+#: would get PostgreSQL's generic plan after five runs, which cannot see how many jids the array
+#: holds and reads the whole jobs table (150 ms for a 1,000-job completion against 1M rows,
+#: measured) instead of a thousand primary-key lookups (6 ms).
+_PLANNED_PER_RUN = frozenset(
+    {
+        "complete_jobs_delete",
+        "complete_jobs_keep",
+        "fail_jobs",
+        "renew_leases",
+        "cancel_requested",
+        "release_jobs",
+        "retry_jobs",
+        "delete_jobs",
+        "cancel_jobs",
+    }
+)
+
+
+def _prepare(statement: str) -> bool | None:
+    """psycopg's `prepare`: False for _PLANNED_PER_RUN, else its default (after five runs)."""
+    return False if statement in _PLANNED_PER_RUN else None
 
 
 def _shard(worker_id: str | None) -> int:
