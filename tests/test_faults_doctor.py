@@ -10,6 +10,7 @@ import subprocess
 import psycopg
 
 from joobq_sql import NewJob, PostgresStore
+from joobq_sql.cli.doctor import _advice
 from tests.cli_app import assert_one_line_error, run_cli
 from tests.fault_app import FaultCountJob
 
@@ -38,11 +39,26 @@ def test_a_healthy_database_exits_0_and_reports_everything(database_url, pg):
     assert set(report["jobs_table"]) >= {"live_tuples", "dead_tuples", "vacuums"}
     assert report["workers"]["live_leases"] == 0
     assert report["oldest_transaction"] is None
+    # The advice on autovacuum follows the server's settings (and is not a problem).
+    settings = report["settings"]
+    assert isinstance(settings["autovacuum"], bool)
+    assert settings["autovacuum_naptime_s"] > 0
+    assert report["advice"] == _advice(settings)
 
     text = doctor(database_url)
     assert text.returncode == 0
     for words in ("migrated", "doc", "dead tuples", "oldest transaction: none open", "ok"):
         assert words in text.stdout, text.stdout
+    for advice in report["advice"]:
+        assert f"advice: {advice}" in text.stdout
+
+
+def test_advice_on_autovacuum_settings():
+    assert _advice({"autovacuum": True, "autovacuum_naptime_s": 5.0}) == []
+    (slow,) = _advice({"autovacuum": True, "autovacuum_naptime_s": 60.0})
+    assert "autovacuum_naptime is 60s" in slow and "5-10s" in slow
+    (off,) = _advice({"autovacuum": False, "autovacuum_naptime_s": 5.0})
+    assert "autovacuum is off" in off
 
 
 def test_an_unmigrated_database_exits_1_saying_to_migrate(fresh_database_url):
