@@ -5,12 +5,8 @@ WITH finished AS (
     DELETE FROM {schema}.jobs AS j
     USING unnest(%(jid)s::uuid[], %(attempt)s::int[], %(worker_id)s::text[])
         AS c(jid, attempt, worker_id)
-    WHERE j.jid = ANY(%(jid)s::uuid[])
-      AND j.jid = c.jid
-      -- running (jobs_running_lease_check ties a worker to the running status). Not
-      -- status = 'running': that would let the planner scan the lease index, which holds an
-      -- entry for every claim since the last vacuum; the primary key finds these rows.
-      AND j.worker_id IS NOT NULL
+    WHERE j.jid = c.jid
+      AND j.status = 'running'
       AND (c.attempt IS NULL OR j.attempt = c.attempt)
       AND (c.worker_id IS NULL OR j.worker_id = c.worker_id)
     RETURNING j.jid, j.queue

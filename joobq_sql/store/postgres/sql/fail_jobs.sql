@@ -38,10 +38,7 @@ changed AS (
         updated_at = now()
     FROM reported AS r
     WHERE j.jid = r.jid
-      -- running (jobs_running_lease_check ties a worker to the running status). Not
-      -- status = 'running': that would let the planner scan the lease index, which holds an
-      -- entry for every claim since the last vacuum; the primary key finds these rows.
-      AND j.worker_id IS NOT NULL
+      AND j.status = 'running'
       AND (r.attempt IS NULL OR j.attempt = r.attempt)
       AND (r.worker_id IS NULL OR j.worker_id = r.worker_id)
     RETURNING j.jid, j.queue, j.status
