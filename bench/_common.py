@@ -65,6 +65,14 @@ def embedded_database(name: str) -> str:
     return server_url(name)
 
 
+def drop_embedded_database(name: str) -> None:
+    """Drop database `name` from the embedded PostgreSQL, if it is there."""
+    from joobq_sql.embedded import server_url
+
+    with psycopg.connect(libpq(server_url("postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def workload_database(url: str | None, name: str, *, migrate: bool = True) -> str:
     """The database a workload runs on: `url` as given (migrated and emptied), else a fresh
     database `name` on the embedded PostgreSQL, created and migrated here."""

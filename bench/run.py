@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make the bench package importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import ageing, bulk, ceiling, drain, latency, peers, single, xmin_pin
-from bench._common import mask, server_info, workload_database
+from bench._common import drop_embedded_database, mask, server_info, workload_database
 from bench.drain import DrainOptions, describe_settings, supports_prefetch
 
 WORKLOADS = (
@@ -141,9 +141,19 @@ class Bench:
         )
         self.results: dict[str, Any] = {}
         self.failed: list[str] = []
+        self._made: list[str] = []
 
     def database(self, workload: str, *, migrate: bool = True) -> str:
-        return workload_database(self.args.url, DATABASE_PREFIX + workload, migrate=migrate)
+        name = DATABASE_PREFIX + workload
+        if not self.args.url:
+            self._made.append(name)
+        return workload_database(self.args.url, name, migrate=migrate)
+
+    def _drop_databases(self) -> None:
+        """Drop the embedded databases the last workload made: the rows it left would keep
+        autovacuum busy during the next workload's measurement."""
+        while self._made:
+            drop_embedded_database(self._made.pop())
 
     def run_all(self) -> None:
         for workload in self.args.selected:
@@ -159,6 +169,7 @@ class Bench:
                 }
                 print(f"  {workload} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             self.results[workload]["wall_s"] = round(time.perf_counter() - started, 1)
+            self._drop_databases()
 
     # -- the workloads ---------------------------------------------------------------------
 
