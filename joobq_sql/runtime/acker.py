@@ -9,10 +9,11 @@ again: at-least-once.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from uuid import UUID
 
 from ..store.base import Store
@@ -67,15 +68,17 @@ class Acker:
         with self._lock:
             return set(self._pending)
 
-    def settle(self) -> None:
-        """Return once the batch being written now, if any, is written and no longer pending.
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """A block in which no acknowledgement is written, and after every batch written
+        before it has left `pending_jids`.
 
-        Between a batch's commit and its removal from `pending_jids` the jobs are gone from
-        the store but still count as held here; the heartbeat calls this before it decides
-        that a job it could not renew was rescued, so an acknowledgement is not mistaken for
-        a lost lease."""
+        The heartbeat renews leases inside it. A renewal and an acknowledgement of the same
+        jobs then never run at once: they cannot deadlock on each other's row locks (each
+        locks its rows in its own order), and a job whose acknowledgement committed before
+        the renewal is no longer counted as held, so it is not mistaken for a lost lease."""
         with self._writing:
-            pass
+            yield
 
     def flush(self, timeout: float) -> bool:
         """Wait until every ack so far is written; False on timeout."""

@@ -6,9 +6,11 @@ is reported through `on_lost`; its eventual finish is fenced out by the store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from uuid import UUID
 
 from ..store.base import Store
@@ -27,7 +29,7 @@ class Heartbeat:
         held_jids: Callable[[], set[UUID]],
         on_lost: Callable[[set[UUID]], None] | None = None,
         presence: Callable[[], None] | None = None,
-        settle: Callable[[], None] | None = None,
+        quiet: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -36,7 +38,7 @@ class Heartbeat:
         self._held_jids = held_jids
         self._on_lost = on_lost
         self._presence = presence
-        self._settle = settle
+        self._quiet = quiet or contextlib.nullcontext
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="joobq-heartbeat", daemon=True)
         self.beats = 0
@@ -55,15 +57,14 @@ class Heartbeat:
         held = self._held_jids()
         if not held:
             return
-        kept = self.store.renew_leases(self.worker_id, list(held), lease=self.lease)
+        # Inside `quiet`, no acknowledgement of these jobs is written at the same time (see
+        # Acker.quiet): no deadlock with it, and no job acknowledged meanwhile looks lost.
+        with self._quiet():
+            kept = self.store.renew_leases(self.worker_id, list(held), lease=self.lease)
         self.beats += 1
         lost = held - kept
         if lost and self._on_lost is not None:
-            # Re-check: a job finished and acknowledged during the renewal is not lost. Its
-            # acknowledgement may have committed before the renewal looked for it and still be
-            # on its way out of the held set: let the write in progress finish first.
-            if self._settle is not None:
-                self._settle()
+            # Re-check: a job finished and acknowledged since `held` was read is not lost.
             lost &= self._held_jids()
             if lost:
                 self._on_lost(lost)

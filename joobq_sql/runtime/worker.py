@@ -79,7 +79,7 @@ class Worker:
             held_jids=self.held_jids,
             on_lost=self._lost,
             presence=self._seen,
-            settle=self.acker.settle,
+            quiet=self.acker.quiet,
         )
         interval = settings.maintenance_interval
         self.maintainer = Maintainer(
