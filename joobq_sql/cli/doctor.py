@@ -222,7 +222,7 @@ def _advice(settings: dict[str, Any]) -> list[str]:
     if naptime > ADVISED_NAPTIME:
         return [
             f"autovacuum_naptime is {naptime:g}s: a busy jobs table bloats and slows between "
-            "vacuums (a million-job drain lost a third of its speed at 60 s, none at 5 s); "
+            "vacuums (a million-job drain lost a fifth of its speed at 60 s, none at 5 s); "
             "set it to 5-10s (ALTER SYSTEM SET autovacuum_naptime = '5s'; "
             "SELECT pg_reload_conf())"
         ]
