@@ -167,9 +167,7 @@ def own_server() -> Iterator[DedicatedServer]:
         yield server
 
 
-def test_pooled_connections_dropped_by_a_restart_are_replaced_before_use(
-    own_server, monkeypatch
-):
+def test_pooled_connections_dropped_by_a_restart_are_replaced_before_use(own_server, monkeypatch):
     """After a restart, the connections idle in the store's pool are dead. The next enqueue
     (an application's, long after the outage) must not fail on one of them: a connection
     that sat idle is checked at checkout and replaced. PING_AFTER_IDLE is 0 here so that the
