@@ -67,3 +67,20 @@ def test_an_installed_wheel_migrates_a_database_on_its_own(
     where, revision = result.stdout.split()
     assert Path(where) == target / "joobq_sql" / "_migrations"
     assert revision == "0003"
+
+
+def test_a_plain_install_brings_greenlet() -> None:
+    """`import joobq_sql` loads the asyncio API, and SQLAlchemy's AsyncEngine needs greenlet,
+    which SQLAlchemy 2.1 no longer installs by itself: the README's first command (the
+    `embedded` extra only) failed on a fresh machine without it. So greenlet comes with the
+    plain install: an unconditional requirement of SQLAlchemy[asyncio] (or greenlet)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    plain = [Requirement(r) for r in requires("joobq-sql") or []]
+    plain = [r for r in plain if r.marker is None]
+    assert any(
+        r.name.lower() == "greenlet" or (r.name.lower() == "sqlalchemy" and "asyncio" in r.extras)
+        for r in plain
+    ), plain
