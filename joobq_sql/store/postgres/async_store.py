@@ -343,7 +343,7 @@ class AsyncPostgresStore(AsyncStore):
         if importlib.util.find_spec("greenlet") is None:
             raise ConfigurationError(
                 "AsyncPostgresStore needs the greenlet package (SQLAlchemy's asyncio support): "
-                "pip install 'joobq-sql[asyncio]'"
+                "it is a dependency of joobq-sql; pip install greenlet"
             )
         if url_or_engine is None:
             url_or_engine = url_from_environment()
