@@ -188,6 +188,34 @@ def test_pooled_connections_dropped_by_a_restart_are_replaced_before_use(own_ser
         store.close()
 
 
+def test_the_async_store_replaces_connections_dropped_by_a_restart(own_server, monkeypatch):
+    """The same for AsyncPostgresStore: its pooled asyncio connections are checked too."""
+    import asyncio
+
+    from joobq_sql import AsyncPostgresStore
+    from joobq_sql.store.postgres import _connections
+
+    monkeypatch.setattr(_connections, "PING_AFTER_IDLE", 0.0)
+    url = own_server.create_database("joobq")
+
+    def job() -> NewJob:
+        return NewJob(jid=uuid.uuid4(), queue=QUEUE, job_type="X", args={})
+
+    async def scenario() -> int:
+        store = AsyncPostgresStore(url, pool_size=2)
+        try:
+            await store.enqueue_jobs([job()])
+            own_server.stop("fast")
+            own_server.start()
+            for _ in range(3):
+                await store.enqueue_jobs([job()])
+            return (await store.queue_stats())[QUEUE].waiting
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) == 4
+
+
 def failed_claims(worker_log: str) -> int:
     return len(re.findall(r"claiming from .* failed", worker_log))
 

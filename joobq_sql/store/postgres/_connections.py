@@ -44,9 +44,15 @@ def engine_from_url(url: str, *, pool_size: int) -> Engine:
         )
     engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
     use_safe_loaders(engine, shared=False)
+    check_idle_connections(engine)
+    return engine
+
+
+def check_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection of `engine` that sat unused for PING_AFTER_IDLE before it is
+    handed out (see _ping_if_idle). For an AsyncEngine, pass its sync_engine."""
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
-    return engine
 
 
 #: Seconds a pooled connection may sit unused before it is checked at checkout.
@@ -71,9 +77,14 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE:
         return
     try:
-        dbapi_connection.execute("SELECT 1")
+        # Through a cursor: a psycopg connection, or SQLAlchemy's adapter of an async one.
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
         dbapi_connection.rollback()  # hand the connection over outside a transaction
-    except psycopg.OperationalError as exc:
+    except Exception as exc:  # whatever failed, this connection cannot serve the caller
         # The pool discards this connection and checks out another (a fresh one if need be).
         raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 

@@ -38,7 +38,12 @@ from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
 from ..memory import MemoryStore
 from ..records import Completion, Failure, JobRecord, NewJob, QueueStats, WorkerInfo
-from ._connections import Connections, _translated_errors, url_from_environment
+from ._connections import (
+    Connections,
+    _translated_errors,
+    check_idle_connections,
+    url_from_environment,
+)
 from .schema import DEFAULT_SCHEMA
 from .store import PostgresStore
 
@@ -433,7 +438,9 @@ class AsyncPostgresStore(AsyncStore):
             return engine
 
     def _new_engine(self, pool_size: int) -> AsyncEngine:
-        return create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
+        check_idle_connections(engine.sync_engine)
+        return engine
 
     @property
     def _store(self) -> Store:
