@@ -600,7 +600,7 @@ def _upsert_params(document: dict[str, Any], status: JobStatus) -> dict[str, Any
 def _record(row: dict[str, Any]) -> JobRecord:
     row["seq"] = row.pop("id")
     row["status"] = JobStatus(row["status"])
-    row.setdefault("errors", [])  # a claim does not read the history back
+    row.setdefault("errors", [])  # statements that do not read the history back
     return JobRecord(**row)
 
 
@@ -626,6 +626,7 @@ def _slot_setter(field_name: str) -> Any:
 _CLAIM_SETTERS = tuple(
     _slot_setter("seq" if name == "id" else name) for name in CLAIM_COLUMNS if name != "status"
 )
+_STATUS_COLUMN = CLAIM_COLUMNS.index("status")
 _set_status = _slot_setter("status")
 _set_errors = _slot_setter("errors")
 _new = object.__new__
@@ -635,8 +636,9 @@ def _claimed_record(row: tuple[Any, ...]) -> JobRecord:
     """The JobRecord of a claim_jobs.sql row (CLAIM_COLUMNS), with an empty error history
     (a claim does not read it back)."""
     record: JobRecord = _new(JobRecord)
-    for set_field, value in zip(_CLAIM_SETTERS, row[:4] + row[5:], strict=True):
+    at = _STATUS_COLUMN
+    for set_field, value in zip(_CLAIM_SETTERS, row[:at] + row[at + 1 :], strict=True):
         set_field(record, value)
-    _set_status(record, _STATUSES[row[4]])
+    _set_status(record, _STATUSES[row[at]])
     _set_errors(record, [])
     return record
