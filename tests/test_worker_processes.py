@@ -8,10 +8,8 @@ are killed by the `spawn` fixture.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import psycopg
 import pytest
 
 from joobq_sql import NewJob, PostgresStore
+from tests.fault_support import FaultWorker
 from tests.helpers import wait_until
 from tests.process_app import TEST_SETTINGS, ProcSleepJob
 
@@ -34,48 +33,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class WorkerProcess:
+class WorkerProcess(FaultWorker):
     """One `python -m tests.process_app` subprocess, its output in a log file."""
 
     def __init__(self, database_url: str, log_path: Path, env: dict[str, str]) -> None:
-        environment = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith("JOOBQ_") and name != "DATABASE_URL"
-        }
-        environment.update(JOOBQ_DATABASE_URL=database_url, PROC_QUEUE=QUEUE, **env)
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.process_app"],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            database_url, log_path, {"PROC_QUEUE": QUEUE, **env}, module="tests.process_app"
         )
-        self.pid = self.proc.pid
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _catches_sigterm(self) -> bool:
-        if not self.alive():
-            raise AssertionError(f"worker {self.pid} exited early:\n{self.log()}")
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except FileNotFoundError:
-            return False
-        caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
-        return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-
-    def wait_ready(self, timeout: float = 15.0) -> None:
+    def wait_ready(self, timeout: float = 15.0) -> WorkerProcess:
         """Wait until the worker catches SIGTERM: `app.run()` installs its handler before it
         starts the workers, so from then on a signal drains instead of killing the process."""
         wait_until(self._catches_sigterm, timeout=timeout, what=f"worker {self.pid} to be ready")
+        return self
 
     def send(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -89,10 +59,7 @@ class WorkerProcess:
             ) from None
 
     def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
-        self.proc.wait(10)
-        self._log.close()
+        self.close()
 
 
 @pytest.fixture
