@@ -115,16 +115,19 @@ _UTC_ZONES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "U
 
 
 def _install_loaders(dbapi_connection: Any, _record: Any) -> None:
-    for name in ("json", "jsonb"):
-        dbapi_connection.adapters.register_loader(name, _SafeJsonLoader)
-    if dbapi_connection.info.parameter_status("TimeZone") not in _UTC_ZONES:
-        dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
+    in_utc = dbapi_connection.info.parameter_status("TimeZone") in _UTC_ZONES
+    _register_loaders(dbapi_connection, edge_timestamps=not in_utc)
 
 
 def _install_shared_loaders(dbapi_connection: Any, _record: Any) -> None:
+    _register_loaders(dbapi_connection, edge_timestamps=True)
+
+
+def _register_loaders(dbapi_connection: Any, *, edge_timestamps: bool) -> None:
     for name in ("json", "jsonb"):
         dbapi_connection.adapters.register_loader(name, _SafeJsonLoader)
-    dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
+    if edge_timestamps:
+        dbapi_connection.adapters.register_loader("timestamptz", _EdgeTimestamptzLoader)
 
 
 class _SafeJsonLoader(Loader):
