@@ -41,7 +41,7 @@ class Acker:
         self._pending: set[UUID] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        # Held while a batch is written and until its jobs leave `_pending` (see settle()).
+        # Held while a batch is written and until its jobs leave `_pending` (see quiet()).
         self._writing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="joobq-acker", daemon=True)
         self._stopped = threading.Event()
