@@ -28,9 +28,15 @@ TINY = [
 ]  # fmt: skip
 
 
-def run_bench(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--url", url]
-    argv += ["--json", str(out), *extra]
+#: The issue's command (`python -m bench --quick`) and the script it runs.
+MODULE = (sys.executable, "-m", "bench")
+SCRIPT = (sys.executable, str(ROOT / "bench" / "run.py"))
+
+
+def run_bench(
+    url: str, out: Path, *extra: str, entry: tuple[str, ...] = MODULE
+) -> subprocess.CompletedProcess[str]:
+    argv = [*entry, "--quick", "--url", url, "--json", str(out), *extra]
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
 
 
@@ -102,5 +108,7 @@ def test_every_workload_completes_and_the_json_has_every_field(
 
 
 def test_an_unknown_workload_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_bench("postgresql://unused@127.0.0.1:1/x", tmp_path / "x.json", "--only", "nope")
+    result = run_bench(
+        "postgresql://unused@127.0.0.1:1/x", tmp_path / "x.json", "--only", "nope", entry=SCRIPT
+    )
     assert result.returncode == 2 and "unknown workloads" in result.stderr
