@@ -12,6 +12,7 @@ import re
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -111,6 +112,13 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         Column("unique_key", Text, nullable=True),
         # Cooperative cancel of a running job: set by cancel, seen by the worker's heartbeat.
         Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
+        # Whether the current attempt's run has started, as its worker last reported with its
+        # lease renewal: NULL unknown (counted as started), false claimed but not yet started,
+        # true started. A rescued attempt known not to have started spends no retry budget.
+        Column("started", Boolean, nullable=True),
+        # When a worker first handed the job back because it could not run it (an unknown
+        # job type or args that do not fit, as in a rolling deploy); NULL once it runs.
+        Column("unrunnable_since", DateTime(timezone=True), nullable=True),
         PrimaryKeyConstraint("jid", name="jobs_pkey"),
         CheckConstraint(f"status IN ({ALL_STATUSES_SQL})", name="jobs_status_check"),
         CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
