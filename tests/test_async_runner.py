@@ -219,7 +219,8 @@ def test_a_throttled_async_job_not_yet_started_is_released_on_shutdown(make_app:
     wait_until(lambda: app.store.get_job(second).status is JobStatus.RUNNING, what="second claimed")
     assert worker.stop(grace=5) is True
     record = app.store.get_job(second)
-    assert (record.status, record.attempt, record.worker_id) == (JobStatus.ENQUEUED, 0, None)
+    assert (record.status, record.worker_id) == (JobStatus.ENQUEUED, None)
+    assert (record.attempt, record.redrive_attempt) == (1, 1)  # no run spent; attempt kept
     assert runner_of(worker).counters["released"] == 1
     assert app.store.get_job(first) is None
 

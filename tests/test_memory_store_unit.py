@@ -218,12 +218,13 @@ def test_a_lost_last_run_goes_dead(store: MemoryStore, clock: MutableClock) -> N
 
 def test_release_gives_back_the_latest_claims_unchanged(store: MemoryStore) -> None:
     jids = [enqueue(store) for _ in range(3)]
-    store.claim_jobs(QUEUE, "w1", 3)
+    store.claim_jobs(QUEUE, "w1", 3, started=False)  # as the seed API's claims
     assert store.release_jobs("w1", queue=QUEUE, limit=2) == [jids[2], jids[1]]
     released = store.get_job(jids[2])
-    assert (released.status, released.attempt, released.worker_id) == (
+    assert (released.status, released.attempt, released.redrive_attempt, released.worker_id) == (
         JobStatus.ENQUEUED,
-        0,
+        1,
+        1,
         None,
     )
     assert store.get_job(jids[0]).status is JobStatus.RUNNING

@@ -537,7 +537,9 @@ def test_a_job_waiting_for_its_throttle_is_released_unchanged_on_shutdown(make_a
     wait_until(lambda: app.store.get_job(first) is None, what="the first job acknowledged")
     assert worker.stop(grace=5) is True
     released = app.store.get_job(second)
-    assert (released.status, released.attempt, released.worker_id) == (JobStatus.ENQUEUED, 0, None)
+    assert (released.status, released.worker_id) == (JobStatus.ENQUEUED, None)
+    # The attempt never goes back down (the fencing token); no retry was spent.
+    assert (released.attempt, released.redrive_attempt) == (1, 1)
     assert log.snapshot() == [("hello", 1)]
 
 
@@ -566,8 +568,9 @@ def test_prefetch_claims_ahead_and_hands_the_extra_jobs_back_on_shutdown(make_ap
     wait_until(lambda: app.stats()["default"].running == 1, what="prefetched jobs released")
     released = [app.store.get_job(jid) for jid in jids[1:]]
     assert all(
-        (r.status, r.attempt, r.worker_id) == (JobStatus.ENQUEUED, 0, None) for r in released
-    )
+        (r.status, r.attempt - r.redrive_attempt, r.worker_id) == (JobStatus.ENQUEUED, 0, None)
+        for r in released
+    ), "handed back without spending a run"
     RtGate.gate.set()
     stopping.join(15)
     assert log.snapshot() == [("gate", 0)]

@@ -207,7 +207,9 @@ def test_release_job_claim_puts_one_claimed_job_back_unchanged(store: Store) -> 
     store.release_job_claim("contract", "w")
     record = store.get_job(UUID(jid))
     assert record.status is JobStatus.ENQUEUED
-    assert record.attempt == 0 and record.worker_id is None and record.lease_expires_at is None
+    assert record.worker_id is None and record.lease_expires_at is None
+    # Unchanged for its retry budget; the attempt, the fencing token, never goes back down.
+    assert (record.attempt, record.redrive_attempt, record.retries_left) == (1, 1, 3)
     assert doc(store.claim_job("contract", "w2", ContractJob))["jid"] == jid
 
 
@@ -236,7 +238,8 @@ def test_releasing_a_retried_job_keeps_it_retrying(store: Store) -> None:
     store.claim_jobs("contract", "w", 1)
     assert store.release_jobs("w", [jid]) == [jid]
     record = store.get_job(jid)
-    assert record.status is JobStatus.RETRYING and record.attempt == 1
+    assert record.status is JobStatus.RETRYING and record.attempt == 2
+    assert record.retries_left == 2  # the released claim spent none of them
 
 
 # -- completion ------------------------------------------------------------------------------

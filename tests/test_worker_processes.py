@@ -219,13 +219,14 @@ def test_signal_drains_running_jobs_and_releases_the_claimed_batch(
 
     sent = time.monotonic()
     worker.send(signum)
-    # Released at once: visible as enqueued before a lease could even expire. (A rescue would
-    # also keep attempt 1 and record a lease_expired error.)
+    # Released at once: visible as enqueued, with no run charged (a release keeps attempt 1
+    # and adds 1 to redrive_attempt), before a lease could even expire. (A rescue would
+    # record a lease_expired error.)
     wait_until(
         lambda: (
             pg.execute(
                 "SELECT count(*) FROM joobq.jobs "
-                "WHERE status = 'enqueued' AND attempt = 0 AND worker_id IS NULL"
+                "WHERE status = 'enqueued' AND attempt = redrive_attempt AND worker_id IS NULL"
             ).fetchone()[0]
             == 8
         ),
@@ -243,7 +244,7 @@ def test_signal_drains_running_jobs_and_releases_the_claimed_batch(
         assert job_row(pg, jid) is None, "and was acknowledged before the exit"
     rest = [job.jid for job in jobs if job.jid not in started]
     rows = pg.execute(
-        "SELECT status, attempt, worker_id, errors::text FROM joobq.jobs "
+        "SELECT status, attempt - redrive_attempt, worker_id, errors::text FROM joobq.jobs "
         "WHERE jid = ANY(%s) ORDER BY id",
         (rest,),
     ).fetchall()

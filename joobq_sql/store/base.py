@@ -39,6 +39,18 @@ DEFAULT_LEASE = timedelta(seconds=30)
 DEFAULT_DEAD_LETTER_TTL = timedelta(days=7)
 DEFAULT_BATCH_SIZE = 1000
 
+#: release_jobs' refusal of both a jid list and a keep list.
+RELEASE_JIDS_OR_KEEP = (
+    "release_jobs takes either jids (release these) or keep (release all but these), not both"
+)
+
+
+def checked_started(started: bool | None) -> bool | None:
+    """A claim's `started` mark: None (unknown), False (not started) or True."""
+    if started is not None and not isinstance(started, bool):
+        raise TypeError(f"started must be True, False or None, got {started!r}")
+    return started
+
 
 def counter_shard(worker_id: str | None, shards: int) -> int:
     """Spread counter updates over `shards` rows, one per worker, so no row is hot."""
@@ -94,7 +106,13 @@ class Store(ABC):
 
     @abstractmethod
     def claim_jobs(
-        self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
+        self,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        *,
+        lease: float | None = None,
+        started: bool | None = None,
     ) -> list[JobRecord]:
         """Claim up to `limit` runnable jobs of `queue` for `worker_id`, in claim order.
 
@@ -102,6 +120,9 @@ class Store(ABC):
         order: higher priority first, then earlier run_at, then insertion order (FIFO). Each
         claimed job becomes `running` with attempt + 1, the worker id, and a lease until now +
         `lease` seconds (default: the store's lease). Two claimers never get the same job.
+        Its `started` mark is `started`: None (unknown, counted as started) for a runtime that
+        reports it with its lease renewals, False for claims handed to a caller that may give
+        them back unstarted (the seed API's claim_jobs_batch, claim_job, dequeue).
         """
 
     @abstractmethod
@@ -133,11 +154,23 @@ class Store(ABC):
         *,
         queue: str | None = None,
         limit: int | None = None,
+        keep: Sequence[UUID] | None = None,
     ) -> list[UUID]:
-        """Give back jobs `worker_id` claimed but did not start: the claim is undone (attempt
-        - 1, no worker, no lease; status `retrying` if it had failed before, else `enqueued`)
-        and the job keeps its place in the queue. Without `jids`, the worker's most recently
-        claimed jobs of `queue` are released, at most `limit`. Return the released jids."""
+        """Give back running jobs `worker_id` claimed but did not start, at most `limit`
+        (of `queue`); return the released jids.
+
+        Which: with `jids`, those; with `keep`, every running job of the worker whose jid is
+        not in `keep` (how a fetcher hands back what a claim whose commit it never saw may
+        have claimed); with neither, only jobs the worker reported not started (started is
+        False: the seed API's claims, or the buffer a lease renewal reported), most recently
+        claimed first. `jids` and `keep` together are refused (ValueError).
+
+        A released job keeps its place in the queue (run_at unchanged) and its attempt (the
+        fencing token never decreases, so a stale finish stays fenced out after a reclaim);
+        the run spends no retry budget (redrive_attempt + 1). It becomes `retrying` if it has
+        charged runs, else `enqueued`, with no worker, lease or started mark. A job whose
+        cancel was asked for goes to `dead` with dead_reason "cancelled" instead.
+        """
 
     @abstractmethod
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
@@ -335,7 +368,8 @@ class Store(ABC):
         with the seed; decoding uses the registry of Job classes.
         """
         check.positive_int(batch_size, what="batch_size")
-        records = self.claim_jobs(queue_name, worker_id, batch_size)
+        # Not started until the caller says so: release_job_claims_batch may hand them back.
+        records = self.claim_jobs(queue_name, worker_id, batch_size, started=False)
         return [record.to_json() for record, _job in self.screen_claimed(records)]
 
     def screen_claimed(self, records: Sequence[JobRecord]) -> list[tuple[JobRecord, Job]]:

@@ -22,7 +22,14 @@ from uuid import UUID
 from .. import _validation as check
 from ..errors import DuplicateJobError
 from ..status import RUNNABLE_STATUSES, JobStatus
-from .base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
+from .base import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEAD_LETTER_TTL,
+    DEFAULT_LEASE,
+    RELEASE_JIDS_OR_KEEP,
+    Store,
+    checked_started,
+)
 from .memory_operations import MemoryOperations
 from .records import (
     COUNTER_NAMES,
@@ -51,6 +58,10 @@ _UNCLAIMED: dict[str, Any] = {
 _NOT_DEAD: dict[str, Any] = {"dead_reason": None, "dead_expires_at": None, "finished_at": None}
 #: The columns of a new row that no insert sets.
 _FRESH: dict[str, Any] = {"attempt": 0, "expires_at": None, "last_error": None, **_UNCLAIMED}
+
+
+#: Ordering by `_LATEST - t` puts the latest `t` first.
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def _utc_now() -> datetime:
@@ -235,11 +246,18 @@ class MemoryStore(MemoryOperations, Store):
             return [result[job.jid] for job in jobs]
 
     def claim_jobs(
-        self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
+        self,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        *,
+        lease: float | None = None,
+        started: bool | None = None,
     ) -> list[JobRecord]:
         check.queue_name(queue)
         check.worker_id(worker_id)
         check.positive_int(limit, what="limit")
+        checked_started(started)
         lease_for = self._lease(lease)
         with self._lock:
             now = self.now()
@@ -250,6 +268,7 @@ class MemoryStore(MemoryOperations, Store):
                 "status": _RUNNING,
                 "worker_id": worker_id,
                 "lease_expires_at": now + lease_for,
+                "started": started,
             }
             claimed = [self._update(r, now, attempt=r.attempt + 1, **claim) for r in picked]
             # As claim_jobs.sql: a claim hands back the last error, not the whole history.
@@ -280,31 +299,53 @@ class MemoryStore(MemoryOperations, Store):
         *,
         queue: str | None = None,
         limit: int | None = None,
+        keep: Sequence[UUID] | None = None,
     ) -> list[UUID]:
+        if jids is not None and keep is not None:
+            raise ValueError(RELEASE_JIDS_OR_KEEP)
         check.worker_id(worker_id)
         wanted = None if jids is None else set(_require(jids, UUID, "release_jobs"))
+        kept = None if keep is None else set(_require(keep, UUID, "release_jobs"))
         if queue is not None:
             check.queue_name(queue)
         if limit is not None:
             check.non_negative_int(limit, what="limit")
+
+        def chosen(r: JobRecord) -> bool:
+            # As release_jobs.sql: the named jids, all but `keep`, or the unstarted ones.
+            if wanted is not None:
+                return r.jid in wanted
+            if kept is not None:
+                return r.jid not in kept
+            return r.started is False
+
+        ttl = timedelta(seconds=self.dead_letter_ttl_seconds)
         with self._lock:
             now = self.now()
             held = self._select(
                 lambda r: (
                     r.status is _RUNNING
                     and r.worker_id == worker_id
-                    and (wanted is None or r.jid in wanted)
                     and (queue is None or r.queue == queue)
+                    and chosen(r)
                 ),
-                # The most recent claims go back first, so the worker keeps its oldest ones.
-                lambda r: -r.seq,
+                # The most recent claims go back first (a claim sets updated_at), so the
+                # worker keeps its oldest ones.
+                lambda r: (_LATEST - r.updated_at, -r.seq),
                 limit,
             )
             for row in held:
-                # Undo the claim: the job keeps its place (run_at, seq) in the queue.
-                retried = row.attempt - 1 > row.redrive_attempt
-                status = JobStatus.RETRYING if retried else JobStatus.ENQUEUED
-                self._update(row, now, status=status, attempt=row.attempt - 1, **_UNCLAIMED)
+                # The job keeps its place (run_at, seq) and its attempt (the fencing token);
+                # the run spends no budget. A pending cancel makes it dead instead.
+                redrive = row.redrive_attempt + 1
+                if row.cancel_requested_at is not None:
+                    state = _dead("cancelled", now, ttl)
+                    self._count(row.queue, "dead")
+                elif row.attempt - redrive > 0:
+                    state = {"status": JobStatus.RETRYING}
+                else:
+                    state = {"status": JobStatus.ENQUEUED}
+                self._update(row, now, redrive_attempt=redrive, started=None, **state, **_UNCLAIMED)
             return [row.jid for row in held]
 
     # -- finishing runs --------------------------------------------------------------------

@@ -180,6 +180,11 @@ class JobRecord:
     cancel_requested_at: datetime | None = None
     #: The attempt count at the job's last re-drive; retries are counted from it.
     redrive_attempt: int = 0
+    #: Whether the current attempt's run has started, as its worker last reported: None
+    #: unknown (counted as started), False claimed but not started, True started.
+    started: bool | None = None
+    #: When a worker first handed the job back because it could not run it.
+    unrunnable_since: datetime | None = None
 
     @property
     def retries_left(self) -> int:

@@ -131,9 +131,17 @@ class AsyncStore(ABC):
     # -- claiming, leases, acknowledgements ---------------------------------------------------
 
     async def claim_jobs(
-        self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
+        self,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        *,
+        lease: float | None = None,
+        started: bool | None = None,
     ) -> list[JobRecord]:
-        return await self._call(self._store.claim_jobs, queue, worker_id, limit, lease=lease)
+        return await self._call(
+            self._store.claim_jobs, queue, worker_id, limit, lease=lease, started=started
+        )
 
     async def screen_claimed(self, records: Sequence[JobRecord]) -> list[tuple[JobRecord, Job]]:
         """Decode claimed records into Job instances; dead-letter the ones that cannot run."""
@@ -159,8 +167,12 @@ class AsyncStore(ABC):
         *,
         queue: str | None = None,
         limit: int | None = None,
+        keep: Sequence[UUID] | None = None,
     ) -> list[UUID]:
-        return await self._call(self._store.release_jobs, worker_id, jids, queue=queue, limit=limit)
+        """See Store.release_jobs."""
+        return await self._call(
+            self._store.release_jobs, worker_id, jids, queue=queue, limit=limit, keep=keep
+        )
 
     # -- maintenance ---------------------------------------------------------------------------
 

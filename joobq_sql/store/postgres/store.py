@@ -14,7 +14,15 @@ from sqlalchemy import Engine
 from ... import _validation as check
 from ...errors import ConfigurationError, DuplicateJobError
 from ...status import JobStatus
-from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store, counter_shard
+from ..base import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEAD_LETTER_TTL,
+    DEFAULT_LEASE,
+    RELEASE_JIDS_OR_KEEP,
+    Store,
+    checked_started,
+    counter_shard,
+)
 from ..records import (
     MAX_ERROR_HISTORY,
     Completion,
@@ -215,18 +223,25 @@ class PostgresStore(Store):
         return {(row["job_type"], row["unique_key"]): row["jid"] for row in cur.fetchall()}
 
     def claim_jobs(
-        self, queue: str, worker_id: str, limit: int, *, lease: float | None = None
+        self,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        *,
+        lease: float | None = None,
+        started: bool | None = None,
     ) -> list[JobRecord]:
         params = {
             "queue": check.queue_name(queue),
             "worker_id": check.worker_id(worker_id),
             "limit": check.positive_int(limit, what="limit"),
             "lease_s": self._lease(lease),
+            "started": checked_started(started),
         }
         # The hot path: rows as tuples in JobRecord's field order (claim_jobs.sql), no dicts.
         with self._db.cursor(row_factory=tuple_row) as cur:
             cur.execute(self._sql["claim_jobs"], params)
-            return [_claimed_record(row) for row in cur.fetchall()]
+            return [_claimed_record(row, started) for row in cur.fetchall()]
 
     def renew_leases(
         self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
@@ -285,12 +300,18 @@ class PostgresStore(Store):
         *,
         queue: str | None = None,
         limit: int | None = None,
+        keep: Sequence[UUID] | None = None,
     ) -> list[UUID]:
+        if jids is not None and keep is not None:
+            raise ValueError(RELEASE_JIDS_OR_KEEP)
         params = {
             "worker_id": check.worker_id(worker_id),
             "jids": None if jids is None else _jids(jids),
+            "keep": None if keep is None else _jids(keep),
             "queue": None if queue is None else check.queue_name(queue),
             "limit": None if limit is None else check.non_negative_int(limit, what="limit"),
+            "dead_ttl_s": self.dead_letter_ttl_seconds,
+            "shard": _shard(worker_id),
         }
         return [row["jid"] for row in self._rows("release_jobs", params)]
 
@@ -629,16 +650,20 @@ _CLAIM_SETTERS = tuple(
 _STATUS_COLUMN = CLAIM_COLUMNS.index("status")
 _set_status = _slot_setter("status")
 _set_errors = _slot_setter("errors")
+_set_started = _slot_setter("started")
+_set_unrunnable_since = _slot_setter("unrunnable_since")
 _new = object.__new__
 
 
-def _claimed_record(row: tuple[Any, ...]) -> JobRecord:
+def _claimed_record(row: tuple[Any, ...], started: bool | None = None) -> JobRecord:
     """The JobRecord of a claim_jobs.sql row (CLAIM_COLUMNS), with an empty error history
-    (a claim does not read it back)."""
+    (a claim does not read it back) and the `started` value the claim wrote."""
     record: JobRecord = _new(JobRecord)
     at = _STATUS_COLUMN
     for set_field, value in zip(_CLAIM_SETTERS, row[:at] + row[at + 1 :], strict=True):
         set_field(record, value)
     _set_status(record, _STATUSES[row[at]])
     _set_errors(record, [])
+    _set_started(record, started)
+    _set_unrunnable_since(record, None)  # not returned by the claim
     return record

@@ -21,6 +21,9 @@ claimed AS (
         attempt = j.attempt + 1,
         worker_id = %(worker_id)s,
         lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+        -- NULL (unknown) for the runtime, which reports it with its lease renewals; false
+        -- for the seed API's claims, handed to a caller that may release them unstarted
+        started = %(started)s::boolean,
         updated_at = now()
     FROM picked
     WHERE j.ctid = picked.ctid

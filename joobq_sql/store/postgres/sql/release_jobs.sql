@@ -1,25 +1,54 @@
--- Undo claims a worker has not started: the job keeps its place (run_at and id unchanged) and
--- its attempt count, as if it had never been claimed. Without a jid list, the most recently
--- claimed jobs go back first, so the oldest stay with the worker.
+-- Give back jobs a worker claimed but did not start. The job keeps its place (run_at and id
+-- unchanged). Its attempt, the fencing token, never goes down: a stale finish of the released
+-- claim stays fenced out after a reclaim. The run spends no retry budget instead
+-- (redrive_attempt + 1; budget used = attempt - redrive_attempt).
+-- Which rows:
+--   %(jids)s given:  those of the worker's running jobs;
+--   %(keep)s given:  every running job of the worker that is not in it (a fetcher handing back
+--                    what a claim whose COMMIT it never saw may have claimed);
+--   neither:         only jobs the worker reported not started (started IS FALSE), most
+--                    recently claimed first (a claim sets updated_at; renewals leave it alone).
+-- A job whose cancel was asked for goes to dead 'cancelled' instead: it never runs again.
+-- The rows are locked and re-read (FOR UPDATE), so a concurrent renewal's started mark or a
+-- cancel committed meanwhile is seen.
 WITH released AS (
-    SELECT jid
+    SELECT id
     FROM {schema}.jobs
     WHERE status = 'running'
       AND worker_id = %(worker_id)s
-      AND (%(jids)s::uuid[] IS NULL OR jid = ANY(%(jids)s::uuid[]))
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-    ORDER BY id DESC
+      AND CASE WHEN %(jids)s::uuid[] IS NOT NULL THEN jid = ANY(%(jids)s::uuid[])
+               WHEN %(keep)s::uuid[] IS NOT NULL THEN jid <> ALL(%(keep)s::uuid[])
+               ELSE started IS FALSE END
+    ORDER BY updated_at DESC, id DESC
     LIMIT %(limit)s
     FOR UPDATE
+),
+changed AS (
+    UPDATE {schema}.jobs AS j
+    SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'dead'
+                      WHEN j.attempt - (j.redrive_attempt + 1) > 0 THEN 'retrying'
+                      ELSE 'enqueued' END,
+        redrive_attempt = j.redrive_attempt + 1,
+        dead_reason = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled' END,
+        dead_expires_at = CASE WHEN j.cancel_requested_at IS NOT NULL
+                               THEN now() + make_interval(secs => %(dead_ttl_s)s) END,
+        finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
+        worker_id = NULL,
+        lease_expires_at = NULL,
+        cancel_requested_at = NULL,
+        started = NULL,
+        updated_at = now()
+    FROM released
+    WHERE j.id = released.id
+    RETURNING j.jid, j.queue, j.status
+),
+counted AS (
+    INSERT INTO {schema}.queue_counters AS qc (queue, counter, shard, value)
+    SELECT queue, 'dead', %(shard)s, count(*)
+    FROM changed
+    WHERE status = 'dead'
+    GROUP BY queue
+    ON CONFLICT (queue, counter, shard) DO UPDATE SET value = qc.value + EXCLUDED.value
 )
-UPDATE {schema}.jobs AS j
-SET status = CASE WHEN j.attempt - 1 > j.redrive_attempt THEN 'retrying'
-                  ELSE 'enqueued' END,
-    attempt = j.attempt - 1,
-    worker_id = NULL,
-    lease_expires_at = NULL,
-    cancel_requested_at = NULL,
-    updated_at = now()
-FROM released
-WHERE j.jid = released.jid
-RETURNING j.jid
+SELECT jid FROM changed
