@@ -131,6 +131,7 @@ _DURATION_RULES: dict[str, tuple[str, Callable[[float], bool], bool]] = {
     "max_backoff": ("> 0 s", lambda s: s > 0, False),
     "error_window": ("> 0 s", lambda s: s > 0, False),
     "restart_cooldown": (">= 0 s", lambda s: s >= 0, False),
+    "unrunnable_grace": (">= 0 s", lambda s: s >= 0, False),
 }
 _INT_SETTINGS = frozenset(_INT_RULES)
 _DURATION_SETTINGS = frozenset({*_DURATION_RULES, "heartbeat_interval"})
@@ -160,7 +161,9 @@ class Settings:
     or 0 deletes completed jobs at once; running jobs renew their `lease` every
     `heartbeat_interval` (None: lease / 3), and a lapsed lease is rescued; `notify` False polls
     only, for PgBouncer in transaction mode; `restart_limit` counts worker thread restarts per
-    minute, each after `restart_cooldown`.
+    minute, each after `restart_cooldown`; a job no worker can run (its job type or args unknown
+    to every worker that claims it) is handed back, with a growing backoff, for up to
+    `unrunnable_grace` before it goes dead (0: dead at once).
     """
 
     database_url: str | None = None
@@ -189,6 +192,10 @@ class Settings:
     error_alert_threshold: int = 10
     restart_limit: int = 5
     restart_cooldown: float = 5.0
+    #: How long a job may stay unrunnable (handed back by every worker that claimed it: its
+    #: job type or args belong to a deploy none of them runs) before it goes dead. An hour
+    #: covers a slow rolling deploy; by then a job no worker knows is a mistake to report.
+    unrunnable_grace: float = HOUR
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:

@@ -52,6 +52,7 @@ def test_defaults_are_the_documented_values() -> None:
         "error_alert_threshold": 10,
         "restart_limit": 5,
         "restart_cooldown": 5.0,
+        "unrunnable_grace": 3600.0,
     }
 
 
@@ -76,6 +77,12 @@ def test_durations_are_stored_as_float_seconds_whatever_form_they_are_given_in()
 def test_keep_completed_of_zero_means_no_retention() -> None:
     assert Settings(keep_completed=0).keep_completed is None
     assert Settings(keep_completed="1h").keep_completed == 3600.0
+
+
+def test_unrunnable_grace_is_a_duration_and_zero_means_dead_at_once() -> None:
+    assert Settings(unrunnable_grace="30m").unrunnable_grace == 1800.0
+    assert Settings(unrunnable_grace=0).unrunnable_grace == 0.0
+    assert Settings.build(environ={"JOOBQ_UNRUNNABLE_GRACE": "2h"})[0].unrunnable_grace == 7200.0
 
 
 def test_none_is_accepted_where_documented() -> None:
@@ -120,6 +127,9 @@ BAD_VALUES = [
     ("error_alert_threshold", 0),
     ("restart_limit", 0),
     ("restart_cooldown", timedelta(seconds=-1)),
+    ("unrunnable_grace", -1),
+    ("unrunnable_grace", "soon"),
+    ("unrunnable_grace", None),
     ("notify", "false"),
     ("notify", 1),
     ("schema", "Bad-Name"),
