@@ -75,3 +75,79 @@ def _tune_for_tests(url: str) -> None:
         for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
             conn.execute(f"ALTER SYSTEM SET {setting}")
         conn.execute("SELECT pg_reload_conf()")
+
+
+#: Debian's PostgreSQL 15 server binaries (package postgresql-15). The contract and planning
+#: tests also run on a PostgreSQL 15 started from them: 15 is the oldest supported version, and
+#: it has no skip scan, so a statement that is only cheap on 18 shows there.
+PG15_BINDIR = Path("/usr/lib/postgresql/15/bin")
+PG15_MISSING = (
+    f"PostgreSQL 15 is not installed ({PG15_BINDIR / 'postgres'} is missing): install Debian's "
+    "postgresql-15 package (apt-get install postgresql-15) to run the PostgreSQL 15 cases"
+)
+
+
+def pg15_missing_reason() -> str | None:
+    """Why the PostgreSQL 15 cases cannot run here, or None when they can."""
+    if not (PG15_BINDIR / "postgres").exists():
+        return PG15_MISSING
+    if os.geteuid() == 0 and _system_user("postgres") is None:
+        return (
+            f"running as root, the PostgreSQL 15 server needs the 'postgres' user; {PG15_MISSING}"
+        )
+    return None
+
+
+def _system_user(name: str) -> int | None:
+    import pwd
+
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+#: A C-locale UTF-8 cluster, like the embedded server's (C.UTF-8): the same text order.
+_INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+
+
+@contextlib.contextmanager
+def provide_pg15_server() -> Iterator[str]:
+    """Start a throwaway PostgreSQL 15 and yield its SQLAlchemy URL; stop and delete it after.
+
+    It listens only on a Unix socket in its own temporary directory (no TCP port to collide
+    with) and runs without fsync, like the main test server. PostgreSQL refuses to run as root,
+    so as root it runs as the 'postgres' user that Debian's package creates.
+    """
+    import shutil
+
+    uid = _system_user("postgres") if os.geteuid() == 0 else None
+    workdir = Path(tempfile.mkdtemp(prefix="joobq-test-pg15-"))
+    if uid is not None:
+        os.chown(workdir, uid, -1)
+    data, log = workdir / "data", workdir / "log"
+    settings = f"-h '' -k {workdir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    started = False
+    try:
+        _pg15("initdb", "-D", data, *_INITDB_OPTIONS, uid=uid, log=log)
+        _pg15("pg_ctl", "-D", data, "-l", log, "-o", settings, "-w", "start", uid=uid, log=log)
+        started = True
+        yield f"postgresql+psycopg://postgres@/postgres?host={workdir}"
+    finally:
+        if started:
+            _pg15("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", uid=uid, log=log)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _pg15(program: str, *args: str | Path, uid: int | None, log: Path) -> None:
+    """Run one of the PostgreSQL 15 programs; a failure says what it and the server printed."""
+    import subprocess
+
+    command = [str(PG15_BINDIR / program), *map(str, args)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, user=uid, timeout=60)
+    except subprocess.CalledProcessError as exc:
+        server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({exc.returncode}): {exc.stderr.strip()}\n{server_log}"
+        ) from exc

@@ -1,25 +1,103 @@
-"""Statements that look jobs up by a list of jids are never prepared: PostgreSQL's generic plan
-for them cannot see the array's length and reads the whole jobs table."""
+"""How PostgreSQL plans the store's statements, on the main test server (18) and on 15.
+
+- Statements that look jobs up by a list of jids are never prepared: PostgreSQL's generic plan
+  for them cannot see the array's length and reads the whole jobs table.
+- The statements that run all the time read an index, and what they read does not grow with
+  the jobs they do not touch (jobs not yet due, jobs not expired). PostgreSQL 15 has no skip
+  scan, so a statement that is only cheap on 18 shows here.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import psycopg
+import pytest
 from sqlalchemy import text
 
 from joobq_sql import NewJob, PostgresStore
 from joobq_sql.store.postgres.queries import Queries
 from joobq_sql.store.postgres.store import _PLANNED_PER_RUN
+from tests.conftest import libpq_url
+
+QUERIES = Queries("joobq")
+
+
+@pytest.fixture(params=["postgres", "postgres15"])
+def server_database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database on the main test server and on PostgreSQL 15."""
+    fixture = "database_url" if request.param == "postgres" else "database_url_pg15"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def conn(server_database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(libpq_url(server_database_url), autocommit=True) as connection:
+        yield connection
+
+
+def add_jobs(
+    conn: psycopg.Connection,
+    count: int,
+    *,
+    status: str = "enqueued",
+    run_at: str = "now() - interval '1 minute'",
+    expires_at: str = "now() + interval '3 days'",
+    priorities: int = 1,
+) -> None:
+    """Insert `count` jobs of queue 'q' at once (run_at and expires_at are SQL expressions; the
+    i-th job gets priority i % priorities), then refresh the planner's statistics."""
+    conn.execute(
+        "INSERT INTO joobq.jobs (jid, queue, job_type, status, priority, run_at, expires_at) "
+        f"SELECT gen_random_uuid(), 'q', 'X', %s, i %% %s, {run_at} + i * interval '1 ms', "
+        f"{expires_at} FROM generate_series(1, %s) AS i",
+        (status, priorities, count),
+    )
+    conn.execute("ANALYZE joobq.jobs")
+
+
+def executed_plan(conn: psycopg.Connection, statement: str, params: dict[str, Any]) -> Any:
+    """The plan of one run of a store statement, with its buffer counts; the run is undone."""
+    with conn.transaction(force_rollback=True):
+        row = conn.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + QUERIES[statement], params
+        ).fetchone()
+    assert row is not None
+    document = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+    return document[0]["Plan"]
+
+
+def plan_nodes(node: Any) -> Iterator[Any]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
+def buffers_read(plan: Any) -> int:
+    """The pages the statement's execution touched (found in shared buffers or read)."""
+    return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+
+
+def claim_params(limit: int = 10) -> dict[str, Any]:
+    return {"queue": "q", "worker_id": "w", "limit": limit, "lease_s": 30.0, "started": None}
+
+
+def sweep_params() -> dict[str, Any]:
+    return {"limit": 1000, "dead_ttl_s": 3600.0, "max_errors": 20, "shard": 0}
 
 
 def test_every_statement_planned_per_run_exists():
-    queries = Queries("joobq")
     for name in _PLANNED_PER_RUN:
-        assert queries[name]
+        assert QUERIES[name]
 
 
-def test_completions_and_renewals_stay_unprepared_after_many_runs(database_url: str):
-    store = PostgresStore(database_url, pool_size=1)  # one connection: its prepared statements
+def test_completions_and_renewals_stay_unprepared_after_many_runs(server_database_url: str):
+    # one connection: its prepared statements
+    store = PostgresStore(server_database_url, pool_size=1)
     try:
         for _ in range(8):  # psycopg prepares a statement on its fifth run
             jids = [uuid.uuid4() for _ in range(3)]
@@ -27,12 +105,57 @@ def test_completions_and_renewals_stay_unprepared_after_many_runs(database_url: 
             claimed = store.claim_jobs("q", "w", 3)
             assert store.renew_leases("w", jids) == set(jids)
             assert sorted(store.complete_jobs([r.completion for r in claimed])) == sorted(jids)
-        with store.engine.connect() as conn:
+        with store.engine.connect() as connection:
             prepared = [
-                row[0] for row in conn.execute(text("SELECT statement FROM pg_prepared_statements"))
+                row[0]
+                for row in connection.execute(text("SELECT statement FROM pg_prepared_statements"))
             ]
     finally:
         store.close()
     assert any("FOR UPDATE SKIP LOCKED" in s for s in prepared)  # the claim is prepared
     assert not any("DELETE FROM joobq.jobs" in s for s in prepared)
     assert not any("SET lease_expires_at" in s for s in prepared)
+
+
+def test_the_expiry_sweep_reads_an_index_not_the_whole_table(conn: psycopg.Connection) -> None:
+    add_jobs(conn, 20_000, status="scheduled", run_at="now() + interval '1 hour'")
+    add_jobs(conn, 5, expires_at="now() - interval '1 minute'")
+
+    plan = executed_plan(conn, "expire_waiting_jobs", sweep_params())
+
+    scans = {
+        (n["Node Type"], n.get("Index Name")) for n in plan_nodes(plan) if "Scan" in n["Node Type"]
+    }
+    assert not any(node == "Seq Scan" for node, _ in scans), scans
+    assert any(index == "jobs_expiry_idx" for _, index in scans), scans
+
+
+def test_a_claim_reads_no_more_with_50k_jobs_not_yet_due_than_with_1k(
+    conn: psycopg.Connection,
+) -> None:
+    add_jobs(conn, 3)  # due
+    add_jobs(conn, 1_000, status="scheduled", run_at="now() + interval '1 hour'")
+    few_later = buffers_read(executed_plan(conn, "claim_jobs", claim_params()))
+    add_jobs(conn, 49_000, status="scheduled", run_at="now() + interval '2 hours'")
+
+    plan = executed_plan(conn, "claim_jobs", claim_params())
+
+    assert plan["Actual Rows"] == 3
+    # a deeper index may cost a page per descent; a scan through the 49,000 costs hundreds
+    assert buffers_read(plan) <= few_later + 10, (few_later, buffers_read(plan))
+
+
+def test_a_claim_locks_only_the_jobs_it_claims(
+    conn: psycopg.Connection, server_database_url: str
+) -> None:
+    """A row locked but not claimed would be hidden from every other claimer until commit."""
+    add_jobs(conn, 60, priorities=3)  # 20 jobs of each priority
+
+    with psycopg.connect(libpq_url(server_database_url)) as claimer:
+        claimed = claimer.execute(QUERIES["claim_jobs"], claim_params(limit=25)).fetchall()
+        # the claim's transaction is still open: its locks are held
+        unlocked = conn.execute("SELECT jid FROM joobq.jobs FOR UPDATE SKIP LOCKED").fetchall()
+        claimer.rollback()
+
+    assert len(claimed) == 25
+    assert len(unlocked) == 60 - 25

@@ -37,11 +37,15 @@ class ContractMailJob(Job):
         pass
 
 
-@pytest.fixture(params=["postgres", "memory"])
+#: PostgresStore on the main test server (PostgreSQL 18) and on PostgreSQL 15, the oldest
+#: supported version (skipped where it is not installed), and the in-process MemoryStore.
+STORES = {"postgres": "pg_store", "postgres15": "pg15_store", "memory": None}
+
+
+@pytest.fixture(params=list(STORES))
 def store(request: pytest.FixtureRequest) -> Store:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_store")
-    return MemoryStore()
+    fixture = STORES[request.param]
+    return MemoryStore() if fixture is None else request.getfixturevalue(fixture)
 
 
 def new_job(n: int = 0, **overrides) -> NewJob:
@@ -557,6 +561,45 @@ def test_the_expiry_sweep_sends_expired_waiting_jobs_to_dead(store: Store) -> No
     }
     assert status_of(store, fresh) is JobStatus.ENQUEUED
     assert store.queue_stats()["contract"].totals["expired"] == 1
+
+
+
+def soon_expiring_job(store: Store) -> tuple[UUID, datetime]:
+    """Enqueue a job whose expires_at is a moment away; return its jid and that instant."""
+    expires_at = store.now() + timedelta(seconds=0.3)
+    return store.enqueue_jobs([new_job(1, expires_at=expires_at)])[0], expires_at
+
+
+def test_a_job_that_started_and_waits_to_retry_is_not_expired(store: Store) -> None:
+    """`expires` bounds the wait before the first start, not the whole life of a job."""
+    jid, expires_at = soon_expiring_job(store)
+    run = store.claim_jobs("contract", "w", 1)[0]
+    store.fail_jobs([Failure(jid, run.attempt, "w", {"message": "boom"}, retry_in=0)])
+    wait_until(lambda: store.now() > expires_at, what="the expiry to pass")
+    assert store.expire_waiting_jobs() == []
+    assert status_of(store, jid) is JobStatus.RETRYING
+    retried = store.claim_jobs("contract", "w", 1)
+    assert [r.jid for r in retried] == [jid] and retried[0].attempt == 2
+
+
+def test_a_job_rescued_from_a_lost_run_is_not_expired(store: Store) -> None:
+    """A run whose worker vanished may have started: it counts as started."""
+    jid, expires_at = soon_expiring_job(store)
+    store.claim_jobs("contract", "crashed", 1, lease=0.1)
+    wait_until(lambda: store.rescue_expired_leases("contract"), what="lease expiry")
+    wait_until(lambda: store.now() > expires_at, what="the expiry to pass")
+    assert store.expire_waiting_jobs() == []
+    assert [r.jid for r in store.claim_jobs("contract", "w", 1)] == [jid]
+
+
+def test_a_released_job_that_never_started_still_expires(store: Store) -> None:
+    jid, expires_at = soon_expiring_job(store)
+    store.claim_jobs("contract", "w", 1)
+    assert store.release_jobs("w", [jid]) == [jid]
+    wait_until(lambda: store.now() > expires_at, what="the expiry to pass")
+    assert store.claim_jobs("contract", "w", 1) == []
+    assert store.expire_waiting_jobs() == [jid]
+    assert store.get_job(jid).dead_reason == "expired"
 
 
 # -- sizes, listing, clearing, deleting ---------------------------------------------------------

@@ -116,9 +116,10 @@ class Store(ABC):
     ) -> list[JobRecord]:
         """Claim up to `limit` runnable jobs of `queue` for `worker_id`, in claim order.
 
-        Runnable: status enqueued, scheduled or retrying, run_at <= now, not expired. Claim
-        order: higher priority first, then earlier run_at, then insertion order (FIFO). Each
-        claimed job becomes `running` with attempt + 1, the worker id, and a lease until now +
+        Runnable: status enqueued, scheduled or retrying, run_at <= now, and not expired (see
+        expire_waiting_jobs: a job that has started never expires). Claim order: higher
+        priority first, then earlier run_at, then insertion order (FIFO). Each claimed job
+        becomes `running` with attempt + 1, the worker id, and a lease until now +
         `lease` seconds (default: the store's lease). Two claimers never get the same job.
         Its `started` mark is `started`: None (unknown, counted as started) for a runtime that
         reports it with its lease renewals, False for claims handed to a caller that may give
@@ -180,7 +181,14 @@ class Store(ABC):
 
     @abstractmethod
     def expire_waiting_jobs(self, *, limit: int = 1000) -> list[UUID]:
-        """Move waiting jobs past their expires_at to `dead` with dead_reason `expired`."""
+        """Move waiting jobs past their expires_at that never started to `dead`, dead_reason
+        `expired`, at most `limit`, earliest expiry first; return their jids.
+
+        `expires` bounds the wait for a job's first start: a job counts as started once a run of
+        it spent retry budget (attempt > redrive_attempt: it failed, or its lease was lost while
+        it may have been running), and a started job never expires. A released job, or one
+        handed back unstarted, spends none and can still expire.
+        """
 
     @abstractmethod
     def purge_dead(self, *, limit: int = 1000) -> int:

@@ -77,12 +77,19 @@ def _has_runs_left(row: JobRecord) -> bool:
     return row.attempt - row.redrive_attempt <= row.max_retries
 
 
+def _has_started(row: JobRecord) -> bool:
+    """A run of it spent retry budget (it failed, or its lease was lost while it may have been
+    running). Releases and unstarted hand-backs spend none: such a job has not started."""
+    return row.attempt > row.redrive_attempt
+
+
+def _expired(row: JobRecord, now: datetime) -> bool:
+    """`expires` bounds the wait for a job's first start: a started job never expires."""
+    return row.expires_at is not None and row.expires_at <= now and not _has_started(row)
+
+
 def _runnable(row: JobRecord, now: datetime) -> bool:
-    return (
-        row.status in RUNNABLE_STATUSES
-        and row.run_at <= now
-        and (row.expires_at is None or row.expires_at > now)
-    )
+    return row.status in RUNNABLE_STATUSES and row.run_at <= now and not _expired(row, now)
 
 
 def _error_changes(row: JobRecord, error: dict[str, Any]) -> dict[str, Any]:
@@ -448,11 +455,7 @@ class MemoryStore(MemoryOperations, Store):
         with self._lock:
             now = self.now()
             overdue = self._select(
-                lambda r: (
-                    r.status in RUNNABLE_STATUSES
-                    and r.expires_at is not None
-                    and r.expires_at <= now
-                ),
+                lambda r: r.status in RUNNABLE_STATUSES and _expired(r, now),
                 lambda r: (r.expires_at, r.seq),
                 limit,
             )

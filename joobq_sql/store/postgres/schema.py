@@ -71,6 +71,9 @@ RUNNABLE_SQL = f"status IN ({_status_list(RUNNABLE_STATUSES)})"
 #: The states in which a unique job blocks another enqueue of its key: waiting or running.
 UNIQUE_WHILE_SQL = f"status IN ({_status_list((*RUNNABLE_STATUSES, JobStatus.RUNNING))})"
 UNIQUE_KEY_PREDICATE = f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"
+#: The jobs the expiry sweep may expire: waiting, with an expiry, and never started (no run of
+#: them spent retry budget: attempt - redrive_attempt, the budget used, is 0).
+EXPIRY_PREDICATE = f"{RUNNABLE_SQL} AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
 ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
 
 
@@ -147,6 +150,8 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         jobs.c.id,
         postgresql_where=text(RUNNABLE_SQL),
     )
+    # The expiry sweep's index (expire_waiting_jobs.sql): it reads only the expired rows.
+    Index("jobs_expiry_idx", jobs.c.expires_at, postgresql_where=text(EXPIRY_PREDICATE))
     Index(
         "jobs_lease_idx",
         jobs.c.lease_expires_at,

@@ -1,5 +1,11 @@
--- The expiry sweep: waiting jobs past their expires_at go to dead with reason 'expired'.
--- They are never run (claims skip them), and this keeps them from clogging the queue head.
+-- The expiry sweep: jobs that never started and are past their expires_at go to dead with
+-- reason 'expired'. `expires` bounds how long a job may wait for its first start, not its
+-- whole life: a job counts as started once a run of it spent retry budget (attempt -
+-- redrive_attempt > 0: it failed, or its lease was lost while it may have been running). A
+-- release or an unstarted hand-back spends none, so such a job can still expire; a re-drive
+-- starts a fresh life (retry_dead.sql drops an expires_at already passed).
+-- jobs_expiry_idx holds exactly these rows, by expires_at: the sweep reads the expired ones,
+-- never the table.
 WITH gone AS (
     SELECT jid,
            jsonb_build_object(
@@ -11,6 +17,7 @@ WITH gone AS (
            ) AS error
     FROM {schema}.jobs
     WHERE status IN ('enqueued', 'scheduled', 'retrying')
+      AND attempt <= redrive_attempt
       AND expires_at <= now()
     ORDER BY expires_at
     LIMIT %(limit)s
