@@ -26,6 +26,7 @@ from joobq_sql import (
     NewJob,
     PostgresStore,
 )
+from joobq_sql.store.unrunnable import HandBack
 from tests.conftest import libpq_url
 
 QUEUES = ("alpha", "beta")
@@ -142,6 +143,14 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
         def release_one(self, jid):
             _attempt, worker = self.claims.get(jid, (1, "w1"))
             real, model = self.both("release_jobs", worker, [jid])
+            assert real == model
+
+        @rule(jid=jids, grace=st.sampled_from([0.0, 3600.0]))
+        def hand_back(self, jid, grace):
+            attempt, worker = self.claims.get(jid, (1, "w1"))
+            error = {"error_type": "unrunnable", "message": "unknown here"}
+            hand_back = HandBack(jid, attempt, worker, "MachineJob", "unknown here", error)
+            real, model = self.both("hand_back_jobs", [hand_back], grace=grace)
             assert real == model
 
         @rule(jid=jids)

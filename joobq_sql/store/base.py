@@ -19,7 +19,6 @@ from uuid import UUID
 
 from .. import _validation as check
 from ..backoff import exponential_backoff
-from ..errors import JoobQError
 from ..job import Job, job_class
 from ..status import JobStatus
 from ._documents import optional_int, optional_str, parse_document, parse_jid
@@ -31,6 +30,7 @@ from .records import (
     QueueStats,
     WorkerInfo,
 )
+from .unrunnable import DEFAULT_UNRUNNABLE_GRACE, HandBack
 
 #: The worker id of claims made through `dequeue`, which names no worker.
 ANONYMOUS_WORKER = "dequeue"
@@ -84,6 +84,10 @@ class Store(ABC):
             if keep_completed is None
             else check.seconds(keep_completed, what="keep_completed") or None
         )
+        #: Seconds a job may stay unrunnable, handed back by every claimer, before it goes
+        #: dead: the default of hand_back_jobs, and so of the seed API's claims. The runtime
+        #: passes its `unrunnable_grace` setting instead.
+        self.unrunnable_grace_seconds = DEFAULT_UNRUNNABLE_GRACE
 
     # ======================================================================================
     # Primitives: each store implements these.
@@ -172,6 +176,28 @@ class Store(ABC):
         charged runs, else `enqueued`, with no worker, lease or started mark. A job whose
         cancel was asked for goes to `dead` with dead_reason "cancelled" instead.
         """
+
+    @abstractmethod
+    def hand_back_jobs(
+        self,
+        hand_backs: Sequence[HandBack],
+        *,
+        grace: float | None = None,
+        dead_letter_ttl: float | None = None,
+    ) -> dict[UUID, JobStatus]:
+        """Give back running jobs their worker claimed but cannot run (see HandBack), for a
+        worker that can; return the new status of each job handed back (a stale hand-back,
+        whose attempt or worker no longer holds the row, is absent).
+
+        The claim spends no retry budget (redrive_attempt + 1; the attempt is kept). The job is
+        due again after a backoff as long as it has been unrunnable, from 1 s to 60 s and never
+        past the end of its grace: `scheduled`, or `retrying` if it has charged runs. Its
+        unrunnable_since marks when this spell of hand-backs began (a spell ends when anything
+        else becomes its last error: a run failed, its lease was rescued; a re-drive also ends
+        it). Once a spell has lasted `grace` seconds (default: unrunnable_grace_seconds; 0:
+        at once), the job goes dead instead, with dead_reason "unrunnable for longer than
+        <grace>: <reason>", kept for `dead_letter_ttl`. A job whose cancel was asked for goes
+        dead with dead_reason "cancelled"."""
 
     @abstractmethod
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
@@ -370,39 +396,27 @@ class Store(ABC):
     ) -> list[str]:
         """Claim up to `batch_size` jobs (see claim_jobs); return their JSON documents.
 
-        A claimed row that cannot run, because no Job class registers its job_type or its args
-        do not fit the class, goes to `dead` with the reason, and is left out of the result:
-        it is never dropped and never blocks the queue. `klass` is accepted for compatibility
-        with the seed; decoding uses the registry of Job classes.
+        A claimed row that this process cannot run, because no Job class registers its
+        job_type or its args do not fit the class, is handed back for a process that can (see
+        hand_back_jobs: uncharged, with a backoff, dead after unrunnable_grace_seconds) and is
+        left out of the result: it is never dropped and never blocks the queue. `klass` is
+        accepted for compatibility with the seed; decoding uses the registry of Job classes.
         """
         check.positive_int(batch_size, what="batch_size")
         # Not started until the caller says so: release_job_claims_batch may hand them back.
         records = self.claim_jobs(queue_name, worker_id, batch_size, started=False)
         return [record.to_json() for record, _job in self.screen_claimed(records)]
 
-    def screen_claimed(self, records: Sequence[JobRecord]) -> list[tuple[JobRecord, Job]]:
-        """Decode claimed records into Job instances; dead-letter the ones that cannot run."""
-        runnable: list[tuple[JobRecord, Job]] = []
-        unrunnable: list[Failure] = []
-        for record in records:
-            try:
-                klass = job_class(record.job_type)
-                job = klass.from_args(record.args, jid=record.jid, attempt=record.attempt)
-            except JoobQError as exc:
-                unrunnable.append(
-                    Failure(
-                        record.jid,
-                        record.attempt,
-                        record.worker_id,
-                        error_details(exc, record, error_type="unrunnable"),
-                        retry_in=None,
-                        dead_reason=f"unrunnable: {exc}",
-                    )
-                )
-            else:
-                runnable.append((record, job))
+    def screen_claimed(
+        self, records: Sequence[JobRecord], *, grace: float | None = None
+    ) -> list[tuple[JobRecord, Job]]:
+        """Decode claimed records into Job instances; hand back the ones that cannot run (see
+        hand_back_jobs). If the hand-back fails, the error propagates and the caller still
+        holds every record: the runtime decodes with decode_claimed instead, so that it keeps
+        the runnable ones whatever happens to the hand-back."""
+        runnable, unrunnable = decode_claimed(records)
         if unrunnable:
-            self.fail_jobs(unrunnable)
+            self.hand_back_jobs(unrunnable, grace=grace)
         return runnable
 
     def release_job_claim(self, queue_name: str, worker_id: str) -> None:
@@ -529,6 +543,34 @@ class Store(ABC):
         return not (
             record is not None and record.status is JobStatus.RUNNING and record.queue == queue_name
         )
+
+
+def decode_claimed(
+    records: Sequence[JobRecord],
+) -> tuple[list[tuple[JobRecord, Job]], list[HandBack]]:
+    """Split claimed records into (record, Job) pairs this process can run and HandBacks for
+    the ones it cannot: no Job class registers the job_type, or the args do not fit the class
+    (its from_args or its own constructor raises). No I/O: nothing here can lose a record."""
+    runnable: list[tuple[JobRecord, Job]] = []
+    unrunnable: list[HandBack] = []
+    for record in records:
+        try:
+            klass = job_class(record.job_type)
+            job = klass.from_args(record.args, jid=record.jid, attempt=record.attempt)
+        except Exception as exc:  # a user's constructor may raise anything for bad args
+            unrunnable.append(
+                HandBack(
+                    record.jid,
+                    record.attempt,
+                    record.worker_id or "",
+                    record.job_type,
+                    str(exc) or type(exc).__name__,
+                    error_details(exc, record, error_type="unrunnable"),
+                )
+            )
+        else:
+            runnable.append((record, job))
+    return runnable, unrunnable
 
 
 def _from_unix_ms(ms: int) -> datetime:

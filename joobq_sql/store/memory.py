@@ -42,6 +42,14 @@ from .records import (
     WorkerInfo,
     to_json_object,
 )
+from .unrunnable import (
+    UNRUNNABLE_MAX_BACKOFF,
+    UNRUNNABLE_MIN_BACKOFF,
+    HandBack,
+    checked_grace,
+    checked_hand_backs,
+    unrunnable_dead_reason,
+)
 
 _RUNNING = JobStatus.RUNNING
 _DEAD = JobStatus.DEAD
@@ -354,6 +362,60 @@ class MemoryStore(MemoryOperations, Store):
                     state = {"status": JobStatus.ENQUEUED}
                 self._update(row, now, redrive_attempt=redrive, started=None, **state, **_UNCLAIMED)
             return [row.jid for row in held]
+
+    def hand_back_jobs(
+        self,
+        hand_backs: Sequence[HandBack],
+        *,
+        grace: float | None = None,
+        dead_letter_ttl: float | None = None,
+    ) -> dict[UUID, JobStatus]:
+        hand_backs = checked_hand_backs(hand_backs)
+        grace_s = checked_grace(grace, self.unrunnable_grace_seconds)
+        ttl = timedelta(
+            seconds=self.dead_letter_ttl_seconds
+            if dead_letter_ttl is None
+            else check.seconds(dead_letter_ttl, what="dead_letter_ttl", allow_zero=False)
+        )
+        changed: dict[UUID, JobStatus] = {}
+        with self._lock:
+            now = self.now()
+            for hand_back in hand_backs:
+                row = self._fenced(hand_back.jid, hand_back.attempt, hand_back.worker_id)
+                if row is None:
+                    continue
+                row = self._hand_back(row, hand_back, now, grace_s, ttl)
+                changed[row.jid] = row.status
+            return changed
+
+    def _hand_back(
+        self, row: JobRecord, hand_back: HandBack, now: datetime, grace: float, ttl: timedelta
+    ) -> JobRecord:
+        """One row of hand_back_jobs.sql."""
+        error = dict(hand_back.error)
+        last_type = (row.last_error or {}).get("error_type")
+        since = row.unrunnable_since if last_type == "unrunnable" else None
+        began = since or now
+        lasted = (now - began).total_seconds()
+        redrive = row.redrive_attempt + 1
+        changes: dict[str, Any] = {"redrive_attempt": redrive, "unrunnable_since": began}
+        if row.cancel_requested_at is not None:
+            changes.update(_dead("cancelled", now, ttl))
+        elif lasted >= grace:
+            changes.update(_dead(unrunnable_dead_reason(hand_back.reason, grace), now, ttl))
+        else:
+            wait = min(UNRUNNABLE_MAX_BACKOFF, max(UNRUNNABLE_MIN_BACKOFF, lasted), grace - lasted)
+            retried = row.attempt - redrive > 0
+            changes["status"] = JobStatus.RETRYING if retried else JobStatus.SCHEDULED
+            changes["run_at"] = now + timedelta(seconds=wait)
+        dead = changes.get("status") is _DEAD
+        if dead:
+            self._count(row.queue, "dead")
+        if since is None or dead:
+            changes.update(_error_changes(row, error))  # a spell's first and last entries
+        else:
+            changes.update(last_error=error, **_UNCLAIMED)
+        return self._update(row, now, started=None, **changes)
 
     # -- finishing runs --------------------------------------------------------------------
 

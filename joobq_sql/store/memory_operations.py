@@ -108,6 +108,7 @@ class MemoryOperations:
             now,
             status=JobStatus.ENQUEUED,
             redrive_attempt=row.attempt,
+            unrunnable_since=None,  # a job that died unrunnable gets a fresh grace
             run_at=min(row.run_at, now),
             expires_at=None if expired else row.expires_at,
             dead_reason=None,

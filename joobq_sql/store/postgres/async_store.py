@@ -38,6 +38,7 @@ from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
 from ..memory import MemoryStore
 from ..records import Completion, Failure, JobRecord, NewJob, QueueStats, WorkerInfo
+from ..unrunnable import HandBack
 from ._connections import (
     Connections,
     _translated_errors,
@@ -143,9 +144,11 @@ class AsyncStore(ABC):
             self._store.claim_jobs, queue, worker_id, limit, lease=lease, started=started
         )
 
-    async def screen_claimed(self, records: Sequence[JobRecord]) -> list[tuple[JobRecord, Job]]:
-        """Decode claimed records into Job instances; dead-letter the ones that cannot run."""
-        return await self._call(self._store.screen_claimed, records)
+    async def screen_claimed(
+        self, records: Sequence[JobRecord], *, grace: float | None = None
+    ) -> list[tuple[JobRecord, Job]]:
+        """Decode claimed records into Job instances; hand back the ones that cannot run."""
+        return await self._call(self._store.screen_claimed, records, grace=grace)
 
     async def renew_leases(
         self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
@@ -172,6 +175,18 @@ class AsyncStore(ABC):
         """See Store.release_jobs."""
         return await self._call(
             self._store.release_jobs, worker_id, jids, queue=queue, limit=limit, keep=keep
+        )
+
+    async def hand_back_jobs(
+        self,
+        hand_backs: Sequence[HandBack],
+        *,
+        grace: float | None = None,
+        dead_letter_ttl: float | None = None,
+    ) -> dict[UUID, JobStatus]:
+        """See Store.hand_back_jobs."""
+        return await self._call(
+            self._store.hand_back_jobs, hand_backs, grace=grace, dead_letter_ttl=dead_letter_ttl
         )
 
     # -- maintenance ---------------------------------------------------------------------------

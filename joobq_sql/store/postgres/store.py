@@ -33,6 +33,14 @@ from ..records import (
     WorkerInfo,
     to_json_object,
 )
+from ..unrunnable import (
+    UNRUNNABLE_MAX_BACKOFF,
+    UNRUNNABLE_MIN_BACKOFF,
+    HandBack,
+    checked_grace,
+    checked_hand_backs,
+    unrunnable_dead_reason,
+)
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
 from .arrays import int_array, text_array, uuid_array
 from .notifier import channel_for, notify_queues
@@ -315,6 +323,33 @@ class PostgresStore(Store):
         }
         return [row["jid"] for row in self._rows("release_jobs", params)]
 
+    def hand_back_jobs(
+        self,
+        hand_backs: Sequence[HandBack],
+        *,
+        grace: float | None = None,
+        dead_letter_ttl: float | None = None,
+    ) -> dict[UUID, JobStatus]:
+        hand_backs = checked_hand_backs(hand_backs)
+        grace_s = checked_grace(grace, self.unrunnable_grace_seconds)
+        if not hand_backs:
+            return {}
+        params = {
+            "jid": [h.jid for h in hand_backs],
+            "attempt": [h.attempt for h in hand_backs],
+            "worker_id": [h.worker_id for h in hand_backs],
+            "error": [json.dumps(h.error) for h in hand_backs],
+            "dead_reason": [unrunnable_dead_reason(h.reason, grace_s) for h in hand_backs],
+            "grace_s": grace_s,
+            "min_backoff_s": UNRUNNABLE_MIN_BACKOFF,
+            "max_backoff_s": UNRUNNABLE_MAX_BACKOFF,
+            "dead_ttl_s": self._dead_ttl(dead_letter_ttl),
+            "max_errors": MAX_ERROR_HISTORY,
+            "shard": _shard(hand_backs[0].worker_id),
+        }
+        rows = self._rows("hand_back_jobs", params)
+        return {row["jid"]: JobStatus(row["status"]) for row in rows}
+
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
         params = {
             "queue": None if queue is None else check.queue_name(queue),
@@ -560,6 +595,7 @@ _PLANNED_PER_RUN = frozenset(
         "renew_leases",
         "cancel_requested",
         "release_jobs",
+        "hand_back_jobs",
         "retry_jobs",
         "delete_jobs",
         "cancel_jobs",

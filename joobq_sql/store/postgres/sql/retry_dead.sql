@@ -25,6 +25,7 @@ target AS (
 UPDATE {schema}.jobs AS j
 SET status = 'enqueued',
     redrive_attempt = j.attempt,
+    unrunnable_since = NULL,  -- a job that died unrunnable gets a fresh grace
     run_at = LEAST(j.run_at, now()),
     expires_at = CASE WHEN j.expires_at <= now() THEN NULL ELSE j.expires_at END,
     dead_reason = NULL,

@@ -28,6 +28,8 @@ target AS (
 UPDATE {schema}.jobs AS j
 SET status = CASE WHEN j.status = 'dead' THEN 'enqueued' ELSE j.status END,
     redrive_attempt = CASE WHEN j.status = 'dead' THEN j.attempt ELSE j.redrive_attempt END,
+    -- a re-driven job that died unrunnable gets a fresh grace
+    unrunnable_since = CASE WHEN j.status = 'dead' THEN NULL ELSE j.unrunnable_since END,
     run_at = LEAST(j.run_at, now()),
     -- a job that died of old age would expire again at once: give it a life again
     expires_at = CASE WHEN j.status = 'dead' AND j.expires_at <= now() THEN NULL
