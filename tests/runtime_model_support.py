@@ -42,6 +42,7 @@ from tests.runtime_model_check import (
     DriverRecord,
     Expectation,
     Impairment,
+    StaleFinish,
     Violation,
     explain,
     observe,
@@ -284,6 +285,9 @@ class ModelRun:
                 t += rng.uniform(low, high)
 
         every("wave", 0.0, c.wave_every, c.wave_every, d - 3)
+        # A cancel within milliseconds of a wave's enqueue meets the workers' claims of it.
+        waves = [t for t, action in periodic if action == "wave"]
+        periodic += [(t + rng.uniform(0.0, 0.02), "cancel_fresh") for t in waves]
         every("unique", 0.2, 0.05, 0.15, d - 1)
         every("cancel", 0.3, 0.15, 0.45, d - 1)
         every("stale", 1.0, 0.5, 1.0, d - 1)
@@ -389,10 +393,16 @@ class ModelRun:
         if jid == row.jid:
             self.record.jobs[jid] = Expectation("unique")
 
+    def do_cancel_fresh(self, _: Any) -> None:
+        """Cancel a job of the wave just enqueued: it is waiting, or being claimed now."""
+        rng = self.stream("cancel_fresh")
+        if self._recent and rng.random() < 0.5:
+            self._cancel(self._recent[rng.randrange(len(self._recent))])
+
     def do_cancel(self, _: Any) -> None:
         rng = self.stream("cancel")
         choice = rng.random()
-        if choice < 0.4 and self._recent:
+        if choice < 0.3 and self._recent:
             candidates = self._recent
         elif choice < 0.8:
             candidates = [
@@ -405,14 +415,14 @@ class ModelRun:
             candidates = list(self.record.jobs)
         if not candidates:
             return
-        jid = candidates[rng.randrange(len(candidates))]
+        self._cancel(candidates[rng.randrange(len(candidates))])
+
+    def _cancel(self, jid: UUID) -> None:
         before = self.driver.now()
         outcome = self.driver.store.cancel_jobs([jid]).get(jid)
         self.record.cancels.append(CancelReport(jid, outcome, before, self.driver.now()))
 
     def do_stale(self, _: Any) -> None:
-        from tests.runtime_model_check import StaleFinish
-
         rng = self.stream("stale")
         old = self.driver.rows(
             "SELECT r.jid, r.attempt, r.worker_id FROM model_runs r "
