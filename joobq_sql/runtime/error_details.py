@@ -45,6 +45,7 @@ from ..errors import (
     SchemaNotMigratedError,
     UnknownJobTypeError,
 )
+from ..store.storable import storable_text, storable_value
 
 ERROR_TYPES: Final = (
     "validation",
@@ -248,7 +249,8 @@ def error_details(
     worker_id: str,
     max_traceback_lines: int = 20,
 ) -> dict[str, Any]:
-    """JoobQ's error details of a failed run of job `jid`, as a JSON-serializable dict.
+    """JoobQ's error details of a failed run of job `jid`, as a JSON-serializable dict whose
+    strings PostgreSQL can store (each NUL and lone surrogate escaped, see store.storable).
 
     Keys: error_class, message (str(exc), at most 2000 characters), backtrace (see
     `format_backtrace`), cause (repr of `__cause__`, else of `__context__` unless the raise said
@@ -261,9 +263,9 @@ def error_details(
     cause = exc.__cause__
     if cause is None and not exc.__suppress_context__:
         cause = exc.__context__
-    return {
+    details = {
         "error_class": error_class_name(exc),
-        "message": _cut_message(_safe_str(exc)),
+        "message": _cut_message(storable_text(_safe_str(exc))),
         "backtrace": format_backtrace(exc, max_traceback_lines),
         "cause": None if cause is None else _safe_repr(cause),
         "error_type": classify(exc),
@@ -277,3 +279,7 @@ def error_details(
         "pid": os.getpid(),
         "failed_at": datetime.now(UTC).isoformat(),
     }
+    # Everything above may come from the exception, so from user data: a NUL or a lone
+    # surrogate in it would make PostgreSQL refuse the whole acknowledgement batch.
+    stored: dict[str, Any] = storable_value(details)
+    return stored

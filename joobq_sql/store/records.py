@@ -12,6 +12,7 @@ from uuid import UUID
 
 from .. import _validation as check
 from ..status import JobStatus
+from .storable import storable_text, storable_value
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -261,21 +262,29 @@ class Failure:
         if self.retry_in is not None:
             object.__setattr__(self, "retry_in", check.seconds(self.retry_in, what="retry_in"))
         object.__setattr__(self, "error", bound_error(self.error))
+        if isinstance(self.dead_reason, str):  # often built from the exception's message
+            object.__setattr__(self, "dead_reason", storable_text(self.dead_reason))
 
 
 def bound_error(error: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep an error entry small: long strings are cut, non-JSON values become their repr."""
+    """Keep an error entry small and storable: long strings are cut, non-JSON values become
+    their repr, and a NUL or lone surrogate anywhere (keys included) becomes its escape, so
+    that details built by any caller (the seed's mark_as_failed takes a user's dict) never
+    make the failure's statement fail."""
     if not isinstance(error, Mapping):
         raise TypeError(f"error details must be a mapping, got {error!r}")
     out: dict[str, Any] = {}
     for key, value in error.items():
         if isinstance(value, str):
+            value = storable_text(value)
             value = value if len(value) <= MAX_ERROR_TEXT else value[-MAX_ERROR_TEXT:]
         elif isinstance(value, float) and not math.isfinite(value):
             value = repr(value)
         elif not _is_json(value):
-            value = repr(value)[:MAX_ERROR_TEXT]
-        out[str(key)] = value
+            value = storable_text(repr(value)[:MAX_ERROR_TEXT])
+        else:
+            value = storable_value(value)  # a nested string or key may hold a NUL too
+        out[storable_text(str(key))] = value
     return out
 
 
