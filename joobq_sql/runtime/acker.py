@@ -2,9 +2,15 @@
 statement per batch. Batching the acknowledgements is the largest throughput lever for a
 database queue; fencing (attempt + worker) makes a late or repeated ack harmless.
 
-Nothing is dropped: when the database is unreachable, the batch is kept and retried with
-backoff. (Leases keep running meanwhile; if they expire first, the jobs are rescued and run
-again: at-least-once.)
+Nothing is dropped, and one bad row blocks nothing else:
+- when the database is unreachable (any error that is not about the rows, see store_errors),
+  the batch is kept and retried with backoff. The lock the heartbeat waits for (quiet()) is
+  held only while a statement runs, never across the wait, so leases keep being renewed.
+  (If they expire all the same, the jobs are rescued and run again: at-least-once.)
+- when the database refuses the rows' values (a DataError, an IntegrityError), the batch is
+  split until the refused rows are found and the others are written; a refused failure is
+  stored with a fallback error that names what went wrong (its details go to the log). A row
+  refused even so is left to lease rescue, with an error logged.
 """
 
 from __future__ import annotations
@@ -13,13 +19,19 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from uuid import UUID
 
 from ..store.base import Store
 from ..store.records import Completion, Failure
+from .error_details import error_class_name
+from .store_errors import is_deterministic
 
 logger = logging.getLogger("joobq_sql.acker")
+
+#: One acknowledgement; a batch is written one kind at a time.
+_Ack = Completion | Failure
 
 _STOP = object()
 
@@ -104,33 +116,122 @@ class Acker:
             stop = any(item is _STOP for item in batch)
             items = [item for item in batch if item is not _STOP]
             if items:
-                with self._writing:
-                    self._write(items)
+                self._write(items)
             if stop:
                 return
 
     def _write(self, items: list[object]) -> None:
         self.flushes += 1
-        completions = [i for i in items if isinstance(i, Completion)]
-        failures = [i for i in items if isinstance(i, Failure)]
+        completions: list[_Ack] = [i for i in items if isinstance(i, Completion)]
+        failures: list[_Ack] = [i for i in items if isinstance(i, Failure)]
+        written = self._write_all(completions) if completions else True
+        if failures:
+            if written:
+                self._write_all(failures)
+            else:  # stopping with the database away: these are left to lease rescue too
+                self._settled(failures)
+
+    def _write_all(self, rows: list[_Ack]) -> bool:
+        """Write `rows` (all of one kind), each part in its own `_writing` block.
+
+        A part refused for its values (see store_errors) is split until the refused rows are
+        found; a refused failure is stored again with a fallback error (`_fallback`). A part
+        that fails for any other reason is retried with backoff, and between attempts
+        `_writing` is free, so the heartbeat goes on renewing leases. False when the worker
+        stopped while the database stayed away: the rows not written are left to lease rescue.
+        """
+        todo: deque[tuple[list[_Ack], bool]] = deque([(rows, False)])
         delay = 0.05
-        while True:
+        while todo:
+            part, is_fallback = todo.popleft()
+            error = self._attempt(part)
+            if error is None:
+                delay = 0.05
+                continue
+            if is_deterministic(error):
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    todo.extendleft([(part[middle:], is_fallback), (part[:middle], is_fallback)])
+                    continue
+                (row,) = part
+                fallback = None if is_fallback else _fallback(row, error)
+                if fallback is None:
+                    logger.error(
+                        "the acknowledgement of job %s cannot be stored (%s: %s); its lease "
+                        "will expire and it will be rescued",
+                        row.jid,
+                        type(error).__qualname__,
+                        error,
+                    )
+                    self._settled(part)
+                else:
+                    logger.error(
+                        "the failure of job %s could not be stored (%s: %s); storing it with "
+                        "a fallback error instead of its details: %r",
+                        row.jid,
+                        type(error).__qualname__,
+                        error,
+                        row.error if isinstance(row, Failure) else None,
+                    )
+                    todo.appendleft(([fallback], True))
+                continue
+            self.flush_errors += 1
+            logger.warning("acknowledging %d runs failed (%s); retrying", len(part), error)
+            if self._on_failed_flush is not None:
+                self._on_failed_flush(error)
+            todo.appendleft((part, is_fallback))
+            if self._stopped.wait(delay) and delay >= 5.0:
+                # Stopping, and the database is still away: leases will be rescued.
+                self._settled([row for rows_left, _ in todo for row in rows_left])
+                return False
+            delay = min(delay * 2, 5.0)
+        return True
+
+    def _attempt(self, part: list[_Ack]) -> Exception | None:
+        """Write one part; the error it raised, or None once it is written and its jobs have
+        left `_pending`, both inside one `_writing` block (see quiet())."""
+        with self._writing:
             try:
+                completions = [row for row in part if isinstance(row, Completion)]
                 if completions:
                     self.store.complete_jobs(completions)
-                    completions = []
+                failures = [row for row in part if isinstance(row, Failure)]
                 if failures:
                     self.store.fail_jobs(failures, dead_letter_ttl=self.dead_letter_ttl)
-                break
             except Exception as exc:
-                self.flush_errors += 1
-                logger.warning("acknowledging %d runs failed (%s); retrying", len(items), exc)
-                if self._on_failed_flush is not None:
-                    self._on_failed_flush(exc)
-                if self._stopped.wait(delay) and delay >= 5.0:
-                    break  # stopping and the database is still away: leases will be rescued
-                delay = min(delay * 2, 5.0)
+                return exc
+            self._settled(part)
+        return None
+
+    def _settled(self, rows: list[_Ack]) -> None:
+        """These jobs are no longer this acker's to hold: written, or given up."""
         with self._idle:
-            for item in items:
-                self._pending.discard(item.jid)  # type: ignore[attr-defined]
+            for row in rows:
+                self._pending.discard(row.jid)
             self._idle.notify_all()
+
+
+def _fallback(row: _Ack, error: Exception) -> Failure | None:
+    """The failure `row` with an error the database can always store: ASCII only, no value
+    taken from the original details but its class and type; None for a completion, which has
+    nothing to replace."""
+    if not isinstance(row, Failure):
+        return None
+    reason = f"{error_class_name(error)}: {str(error).splitlines()[0] if str(error) else ''}"
+    details = {
+        "error_class": _ascii(row.error.get("error_class", "unknown")),
+        "error_type": _ascii(row.error.get("error_type", "unknown")),
+        "message": _ascii(
+            f"the error details of this failure could not be stored ({reason[:300]}); "
+            "they are in the worker's log"
+        ),
+        "attempt": row.attempt,
+        "worker_id": _ascii(row.worker_id or ""),
+    }
+    dead_reason = None if row.dead_reason is None else _ascii(row.dead_reason)
+    return Failure(row.jid, row.attempt, row.worker_id, details, row.retry_in, dead_reason)
+
+
+def _ascii(value: object) -> str:
+    """`value` as printable ASCII text: anything else becomes a backslash escape."""
+    return str(value).encode("ascii", "backslashreplace").decode("ascii")[:2000]
