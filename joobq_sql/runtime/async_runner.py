@@ -17,14 +17,16 @@ behaviour:
   parts, the same as for threaded queues: the Acker writes fenced batches, the Heartbeat renews
   the leases of every job this runner holds, the ControlWatcher hands over pauses and cancels.
 - **Timeouts**: ``asyncio.timeout`` cancels the job at its deadline; it fails with JobTimeout
-  through the retry path.
+  through the retry path once its task has ended (a job that catches the cancellation and goes
+  on keeps its slot and its lease until it returns).
 - **Cancel**: a cancel request cancels the job's task; the job ends dead, reason "cancelled".
 - **Shutdown**: stop claiming, release jobs that have not started (waiting for the queue's
   throttle), let running ones finish within the grace period; then they are cancelled and fail
   through the retry path, as threaded mode's async jobs do.
 
-A job class with a plain ``def perform`` in an async queue still runs, in a thread of the
-loop's default executor; its timeout fails it but cannot stop that thread.
+A job class with a plain ``def perform`` in an async queue (enqueued onto it by name) still runs,
+in a thread of its own; at its timeout JobTimeout is raised in that thread, and the job keeps
+its slot, and its lease, until the thread ends (see timeouts.py).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from .error_monitor import ErrorMonitor
 from .failures import failure_of_run
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, chain
 from .throttle import Throttle
-from .timeouts import JobTimeout
+from .timeouts import JobTimeout, raise_in_thread
 
 logger = logging.getLogger("joobq_sql.worker")
 
@@ -146,6 +148,11 @@ class AsyncQueueRunner:
         """Every job this runner has claimed and not yet handed to the acker."""
         with self._lock:
             return set(self._runs)
+
+    def buffered_jids(self) -> set[UUID]:
+        """The held jobs not started yet (waiting for the queue's throttle, or to begin)."""
+        with self._lock:
+            return {jid for jid, run in self._runs.items() if not run.started}
 
     def request_cancel(self, jid: UUID) -> None:
         """Hand a cancel request to a job: its flag, and cancellation of its task."""
@@ -315,7 +322,7 @@ class AsyncQueueRunner:
             async with scope:
                 # Middlewares run on the loop; call_next() gives the perform coroutine, which
                 # an `async def` middleware can await to see its outcome.
-                result = chain(self.middlewares, job, context, lambda: _start_perform(job))()
+                result = chain(self.middlewares, job, context, lambda: _start_perform(job, scope))()
                 while inspect.isawaitable(result):
                     result = await result
         except TimeoutError:
@@ -356,12 +363,54 @@ class AsyncQueueRunner:
         )
 
 
-def _start_perform(job: Job) -> Any:
+def _start_perform(job: Job, scope: asyncio.Timeout) -> Any:
     """The awaitable of one run: the coroutine of an ``async def perform``, else the sync
-    perform in a thread of the loop's default executor."""
+    perform in a thread of its own (see _perform_in_thread)."""
     if inspect.iscoroutinefunction(type(job).perform):
         return job.perform()
-    return asyncio.to_thread(job.perform)
+    return _perform_in_thread(job, scope)
+
+
+async def _perform_in_thread(job: Job, scope: asyncio.Timeout) -> Any:
+    """Run a sync perform in a thread of its own; the run is over only when that thread is.
+
+    At the deadline (`scope` expired) JobTimeout is raised inside the thread, as for a threaded
+    queue's sync job (see timeouts.py); on any cancellation the task still waits for the thread
+    to end before it ends itself, so the failure is never reported, and the retry never made
+    claimable, while the first run goes on. The job keeps its slot meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if outcome.done():
+            return
+        if error is None:
+            outcome.set_result(result)
+        else:
+            outcome.set_exception(error)
+
+    def target() -> None:
+        try:
+            result = job.perform()
+        except BaseException as exc:  # the job's, or the JobTimeout raised in it
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    thread = threading.Thread(target=target, name=f"joobq-sync-{job.jid}", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.shield(outcome)
+    except asyncio.CancelledError:
+        if scope.expired():
+            raise_in_thread(thread, JobTimeout)
+        while not outcome.done():
+            with contextlib.suppress(asyncio.CancelledError):  # shutdown: still wait for it
+                await asyncio.wait([outcome])
+        if not outcome.cancelled():
+            outcome.exception()  # its outcome is superseded by the cancellation; mark it seen
+        raise
 
 
 async def _running_loop() -> asyncio.AbstractEventLoop:

@@ -1,16 +1,29 @@
-"""Execution timeouts.
+"""Execution timeouts, and what they guarantee.
 
-An async job is cancelled at its deadline: a clean, cooperative stop at its next await.
+The guarantee: while a worker process is alive, two runs of one job never overlap because of a
+timeout. A timed-out run's failure is reported, and so its retry made claimable, only once the
+run has really ended (its thread returned, its task finished); until then the job stays held
+by this worker and its lease is renewed. If the run never ends, its retry waits until the
+worker process is gone and the lease is rescued. The one exception: a Worker stopped inside a
+process that lives on (Worker.stop, not app.run) waits for such a run through its shutdown
+grace, then stops renewing its lease and leaves it to lease rescue, though the thread may
+still run.
+
+An async job is cancelled at its deadline: a clean, cooperative stop at its next await. Code
+that catches the cancellation and goes on keeps the job and its worker slot until it returns.
 
 A sync job runs in a worker thread, and Python cannot kill a thread. At the deadline the runtime:
-1. fails the job through the retry path at once (it is retried or goes dead, per policy);
-2. frees its worker slot: a fresh worker thread takes the slot, so the queue keeps processing;
-3. raises JobTimeout inside the overrunning thread (PyThreadState_SetAsyncExc), which stops a job
-   running Python code at its next bytecode.
+1. raises JobTimeout inside the overrunning thread (PyThreadState_SetAsyncExc), which stops a job
+   running Python code at its next bytecode. JobTimeout derives from BaseException, not
+   Exception, so an `except Exception:` in the job does not swallow it (a bare `except:` or
+   `except BaseException:` still can);
+2. frees its worker slot: a fresh worker thread takes the slot, so the queue keeps processing
+   (the overrunning thread is one extra thread until it ends);
+3. reports the failure (JobTimeout, retried or dead per policy) when the old thread has ended.
 Limit: a thread blocked inside one long C call (time.sleep, a socket read without its own
-timeout) only sees the exception when that call returns; until then it lives on beside the new
-worker thread, and whatever it finishes is discarded (its completion is fenced out). Give such
-calls their own timeouts.
+timeout) only sees the exception when that call returns; until then the job is not retried.
+Give such calls their own timeouts. A sync job in an async queue runs in a thread of its own,
+under the same rules, and keeps its slot until that thread ends.
 """
 
 from __future__ import annotations
@@ -19,8 +32,9 @@ import ctypes
 import threading
 
 
-class JobTimeout(Exception):
-    """A job ran past its timeout."""
+class JobTimeout(BaseException):
+    """A job ran past its timeout. A BaseException, like KeyboardInterrupt, so that a job's
+    `except Exception:` does not swallow it and run on past its deadline."""
 
 
 def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
