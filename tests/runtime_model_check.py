@@ -433,12 +433,13 @@ class Checker:
                     None,
                 )
                 if final_at is None or final_at > report.after:
+                    finished = "never" if final_at is None else f"at {final_at:.3f}"
                     self.flag(
                         CANCEL_INVARIANT,
                         report.jid,
                         f"cancel at [{report.before:.3f}, {report.after:.3f}] reported nothing "
                         "(neither cancelled nor requested) for a job that was not finished "
-                        f"(it finished at {final_at})",
+                        f"(it finished {finished})",
                     )
         for jid, changes in self.o.history.items():
             requested = [c for c in changes if c.new_cancel and not c.old_cancel]

@@ -684,7 +684,7 @@ class ModelRun:
             f"jobs enqueued by kind: {outcomes}; schedule ticks {len(observed.ticks)}; "
             f"runs {runs}; dead at the end {dead}\n"
             f"cancels: {cancels}; stale finishes sent {len(self.record.stale_finishes)}; "
-            f"impairments: {[i.what for i in self.record.impairments]}\n"
+            f"impairments: {[f'{i.what} at {i.start:.1f}' for i in self.record.impairments]}\n"
             f"faults injected: {injected}\n"
             f"notes: {self.record.notes}"
         )
