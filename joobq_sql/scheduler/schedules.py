@@ -25,9 +25,10 @@ MISFIRE_POLICIES = ("skip", "catch_up")
 class Schedule:
     """One recurring schedule: `job_class(**fields)` at every tick.
 
-    Misfire policy, for ticks missed while no scheduler ran (older than the grace period):
-    "skip" drops them and resumes at the next tick; "catch_up" enqueues the latest
-    `catch_up_limit` of them at once, oldest first, then resumes.
+    Misfire policy, for ticks missed: older than the grace period when a scheduler first gets
+    to them, because none ran, or the one running stalled (see misfire.py). "skip" drops them
+    and resumes at the next tick; "catch_up" enqueues the latest `catch_up_limit` of them at
+    once, oldest first, then resumes.
     """
 
     name: str

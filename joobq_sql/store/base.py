@@ -325,8 +325,10 @@ class Store(ABC):
     @abstractmethod
     def enqueue_tick(self, schedule: str, tick: datetime, job: NewJob) -> bool:
         """Enqueue `job` (runnable now) for tick `tick` of `schedule`, unless that tick was
-        enqueued already, by any process; True if this call enqueued it. A unique job whose
-        key is still waiting or running is skipped, and the tick still counts as done."""
+        enqueued already, by any process; True if this call enqueued it. A tick at or before
+        the schedule's newest recorded tick counts as enqueued already, even when its own
+        record was pruned: ticks only move forward. A unique job whose key is still waiting
+        or running is skipped, and the tick still counts as done."""
 
     @abstractmethod
     def last_ticks(self) -> dict[str, datetime]:

@@ -287,7 +287,9 @@ class MemoryOperations:
             raise TypeError(f"enqueue_tick takes a NewJob, got {type(job).__name__}")
         with self._lock:
             ticks = self._ticks.setdefault(schedule, {})
-            if tick in ticks:
+            # As enqueue_tick.sql: a tick at or before the newest recorded one (pruned or not)
+            # is done already.
+            if ticks and tick <= max(ticks):
                 return False
             ticks[tick] = job.jid
             if job.unique_key is not None and self._unique_holder(job.job_type, job.unique_key):

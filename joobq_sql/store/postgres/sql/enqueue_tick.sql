@@ -1,9 +1,18 @@
 -- Enqueue the job of one tick of a recurring or cron schedule, exactly once: the tick row's
 -- primary key (schedule, tick) lets only the first of any number of schedulers insert it, and
 -- the job is inserted by the same statement only when the tick row was.
+-- A tick at or before the schedule's newest recorded tick is refused too: its row may have
+-- been pruned (prune_ticks.sql keeps each schedule's newest, so that one bounds them all), and
+-- a scheduler whose cursor lags must not enqueue it again. Ticks only move forward.
 WITH tick AS (
     INSERT INTO {schema}.schedule_ticks (schedule, tick, jid)
-    VALUES (%(schedule)s, %(tick)s, %(jid)s)
+    SELECT %(schedule)s::text, %(tick)s::timestamptz, %(jid)s::uuid
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM {schema}.schedule_ticks AS newer
+        WHERE newer.schedule = %(schedule)s::text
+          AND newer.tick >= %(tick)s::timestamptz
+    )
     ON CONFLICT (schedule, tick) DO NOTHING
     RETURNING jid
 )
