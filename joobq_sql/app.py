@@ -405,7 +405,9 @@ class JoobQ:
 
     def cancel(self, *jids: UUID) -> dict[UUID, str]:
         """Cancel jobs: waiting ones never run ("cancelled"); running ones are asked to stop
-        ("requested": a sync job sees ``cancel_requested``, an async job is cancelled)."""
+        ("requested": a sync job sees ``cancel_requested``, an async job is cancelled, and a
+        requested job that is released or rescued goes dead, never runs again). A jid that is
+        absent from the result was not found or had already finished."""
         return self.store.cancel_jobs(list(jids), dead_letter_ttl=self.settings.dead_letter_ttl)
 
     def retry(self, *jids: UUID) -> list[UUID]:

@@ -11,13 +11,28 @@ store side of 3), against PostgresStore and MemoryStore.
 
 from __future__ import annotations
 
+import threading
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
-from joobq_sql import Failure, JobStatus, MemoryStore, NewJob, Store
+from joobq_sql import Failure, Job, JobStatus, MemoryStore, NewJob, Store
+from joobq_sql.store.postgres.queries import Queries
+from tests.conftest import libpq_url
+from tests.helpers import wait_until
 
 QUEUE = "rc"
+
+
+class ReleaseCancelJob(Job):
+    """The job type of these tests' rows (the seed API's claims decode them)."""
+
+    queue = QUEUE
+    n: int
+
+    def perform(self) -> None:
+        pass
 
 
 @pytest.fixture(params=["postgres", "memory"])
@@ -152,3 +167,262 @@ def test_a_cancelled_then_released_job_goes_dead_cancelled(store: Store) -> None
     assert record.worker_id is None and record.cancel_requested_at is None
     assert store.claim_jobs(QUEUE, "w", 1) == []
     assert store.queue_stats()[QUEUE].totals["dead"] == 1
+
+
+# -- the seed's jid-less release: unstarted claims only, most recent first -------------------
+
+
+def test_the_seed_apis_claims_are_marked_unstarted(store: Store) -> None:
+    seed, runtime = store.enqueue_jobs([new_job(1, priority=1), new_job(2)])
+    store.claim_job(QUEUE, "w")  # the seed API: handed to a caller, not started yet
+    assert record_of(store, seed).started is False
+    (claimed,) = store.claim_jobs(QUEUE, "w", 1)  # the runtime: unknown until it renews
+    assert claimed.started is None and record_of(store, runtime).started is None
+
+
+def test_the_jidless_release_never_releases_a_started_job(store: Store) -> None:
+    running, waiting = store.enqueue_jobs([new_job(1), new_job(2)])
+    store.claim_jobs_batch(QUEUE, "w", None, 2)
+    # The worker's lease renewal reports one job started, the other still waiting.
+    assert store.renew_leases("w", [running, waiting], unstarted=[waiting]) == {running, waiting}
+    store.release_job_claims_batch(QUEUE, "w", 2)
+    assert record_of(store, running).status is JobStatus.RUNNING
+    assert record_of(store, waiting).status is JobStatus.ENQUEUED
+    store.release_job_claim(QUEUE, "w")  # nothing unstarted is left: nothing moves
+    assert record_of(store, running).status is JobStatus.RUNNING
+
+
+def test_the_jidless_release_never_releases_a_runtime_claim_of_unknown_state(
+    store: Store,
+) -> None:
+    (jid,) = store.enqueue_jobs([new_job()])
+    store.claim_jobs(QUEUE, "w", 1)  # started unknown: counted as started
+    store.release_job_claims_batch(QUEUE, "w", 10)
+    assert record_of(store, jid).status is JobStatus.RUNNING
+
+
+def test_the_jidless_release_puts_back_the_most_recent_claim_first(store: Store) -> None:
+    # Inserted first but claimed last: insertion order and claim order disagree.
+    older_row, newer_row = store.enqueue_jobs([new_job(1), new_job(2, priority=5)])
+    assert store.claim_job(QUEUE, "w") is not None  # newer_row (higher priority)
+    assert store.claim_job(QUEUE, "w") is not None  # older_row, the most recent claim
+    store.release_job_claim(QUEUE, "w")
+    assert record_of(store, older_row).status is JobStatus.ENQUEUED
+    assert record_of(store, newer_row).status is JobStatus.RUNNING
+
+
+# -- lease renewals report which jobs have started -------------------------------------------
+
+
+def test_renew_leases_marks_started_and_unstarted_jobs(store: Store) -> None:
+    a, b, c = store.enqueue_jobs([new_job(i) for i in range(3)])
+    store.claim_jobs(QUEUE, "w", 3)
+    assert store.renew_leases("w", [a, b, c], unstarted=[b, c]) == {a, b, c}
+    assert [record_of(store, j).started for j in (a, b, c)] == [True, False, False]
+    # b has started since; a stays started even if reported waiting (true is sticky).
+    store.renew_leases("w", [a, b, c], unstarted=[a, c])
+    assert [record_of(store, j).started for j in (a, b, c)] == [True, True, False]
+    # Without an unstarted list, every renewed job counts as started.
+    store.renew_leases("w", [c])
+    assert record_of(store, c).started is True
+
+
+def test_renew_leases_marks_only_the_jobs_it_renews(store: Store) -> None:
+    mine, theirs = store.enqueue_jobs([new_job(1), new_job(2)])
+    store.claim_jobs(QUEUE, "w", 1)
+    store.claim_jobs(QUEUE, "w2", 1)
+    assert store.renew_leases("w", [mine, theirs], unstarted=[theirs]) == {mine}
+    assert record_of(store, mine).started is True
+    assert record_of(store, theirs).started is None  # another worker's claim: untouched
+    with pytest.raises(TypeError, match="UUID"):
+        store.renew_leases("w", [mine], unstarted=[str(mine)])  # type: ignore[list-item]
+
+
+def test_a_new_claim_forgets_the_previous_attempts_started_mark(store: Store) -> None:
+    (jid,) = store.enqueue_jobs([new_job()])
+    (first,) = store.claim_jobs(QUEUE, "w", 1)
+    store.renew_leases("w", [jid])
+    assert record_of(store, jid).started is True
+    store.fail_jobs([Failure(jid, first.attempt, "w", {"message": "x"}, retry_in=0)])
+    store.claim_jobs(QUEUE, "w", 1)
+    assert record_of(store, jid).started is None
+
+
+# -- lease rescue: pending cancels and unstarted attempts ------------------------------------
+
+
+def test_a_cancelled_then_rescued_job_goes_dead_cancelled(store: Store) -> None:
+    (jid,) = store.enqueue_jobs([new_job()])
+    store.claim_jobs(QUEUE, "crashed", 1, lease=0.1)
+    assert store.cancel_jobs([jid]) == {jid: "requested"}
+    assert wait_until(lambda: store.rescue_expired_leases(), what="lease expiry") == [jid]
+    record = record_of(store, jid)
+    assert (record.status, record.dead_reason) == (JobStatus.DEAD, "cancelled")
+    assert record.cancel_requested_at is None and record.dead_expires_at is not None
+    assert record.last_error is not None and record.last_error["error_type"] == "lease_expired"
+    totals = store.queue_stats()[QUEUE].totals
+    assert (totals["rescued"], totals["dead"]) == (1, 1)
+
+
+def test_a_rescued_attempt_reported_unstarted_keeps_its_budget_once_in_a_row(
+    store: Store,
+) -> None:
+    (jid,) = store.enqueue_jobs([new_job(max_retries=0)])  # one run allowed, no retry
+    store.claim_jobs(QUEUE, "w", 1)
+    store.renew_leases("w", [jid], unstarted=[jid], lease=0.1)  # waiting in w's buffer
+    wait_until(lambda: store.rescue_expired_leases(), what="lease expiry")
+    record = record_of(store, jid)
+    # Its last attempt, but it never started: requeued, not dead, and not charged.
+    assert (record.status, record.attempt, record.redrive_attempt) == (JobStatus.ENQUEUED, 1, 1)
+    assert record.last_error is not None
+    assert record.last_error["error_type"] == "lease_expired_unstarted"
+    assert record.started is None
+
+    # Rescued unstarted again, in a row: charged this time, so it cannot loop for free.
+    store.claim_jobs(QUEUE, "w", 1)
+    store.renew_leases("w", [jid], unstarted=[jid], lease=0.1)
+    wait_until(lambda: store.rescue_expired_leases(), what="lease expiry")
+    record = record_of(store, jid)
+    assert (record.status, record.dead_reason) == (
+        JobStatus.DEAD,
+        "lease expired on the last attempt",
+    )
+    assert record.last_error is not None and record.last_error["error_type"] == "lease_expired"
+    totals = store.queue_stats()[QUEUE].totals
+    assert (totals["rescued"], totals["dead"]) == (2, 1)
+
+
+def test_a_seed_claim_that_lost_its_lease_unstarted_is_requeued_uncharged(store: Store) -> None:
+    (jid,) = store.enqueue_jobs([new_job(max_retries=0)])
+    store.claim_jobs(QUEUE, "caller", 1, lease=0.1, started=False)  # as claim_job does
+    wait_until(lambda: store.rescue_expired_leases(), what="lease expiry")
+    record = record_of(store, jid)
+    assert (record.status, record.attempt - record.redrive_attempt) == (JobStatus.ENQUEUED, 0)
+
+
+def test_a_rescued_attempt_of_unknown_state_is_charged(store: Store) -> None:
+    (jid,) = store.enqueue_jobs([new_job(max_retries=1)])
+    store.claim_jobs(QUEUE, "w", 1, lease=0.1)  # a runtime claim, never renewed
+    wait_until(lambda: store.rescue_expired_leases(), what="lease expiry")
+    record = record_of(store, jid)
+    assert (record.status, record.attempt, record.redrive_attempt) == (JobStatus.ENQUEUED, 1, 0)
+    assert record.last_error is not None and record.last_error["error_type"] == "lease_expired"
+
+
+# -- cancel outcomes -------------------------------------------------------------------------
+
+
+def test_cancel_reports_each_of_its_three_outcomes(store: Store) -> None:
+    running, done, waiting = store.enqueue_jobs(
+        [new_job(1, priority=2), new_job(2, priority=1), new_job(3)]
+    )
+    claimed = {r.jid: r for r in store.claim_jobs(QUEUE, "w", 2)}
+    assert sorted(claimed) == sorted([running, done])
+    assert store.complete_jobs([claimed[done].completion]) == [done]
+    unknown = uuid4()
+    outcome = store.cancel_jobs([waiting, running, done, unknown])
+    # Absent from the result: not found, or already finished.
+    assert outcome == {waiting: "cancelled", running: "requested"}
+    assert record_of(store, waiting).status is JobStatus.DEAD
+    assert record_of(store, running).cancel_requested_at is not None
+    assert store.cancel_jobs([waiting]) == {}  # dead already: nothing to cancel
+    assert store.cancel_jobs([running]) == {running: "requested"}  # asking twice is harmless
+
+
+# -- a cancel racing a claim, a release or a finish (PostgreSQL, two real connections) -------
+
+
+def _waiting_for_a_row_lock(observer: psycopg.Connection) -> bool:
+    row = observer.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND pid <> pg_backend_pid()"
+    ).fetchone()
+    return row is not None and row[0] > 0
+
+
+def _cancel_during(
+    store: Store, database_url: str, jid: UUID, statement: str, params: dict[str, object]
+) -> dict[UUID, str]:
+    """Run `statement` in an open transaction of its own connection, start cancel_jobs([jid])
+    in a thread, wait until the cancel waits for the row lock `statement` holds, then commit:
+    the cancel decides after the other transaction, on the row as it committed it."""
+    dsn = libpq_url(database_url)
+    outcome: dict[UUID, str] = {}
+    errors: list[BaseException] = []
+
+    def cancel() -> None:
+        try:
+            outcome.update(store.cancel_jobs([jid]))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    with psycopg.connect(dsn) as other, psycopg.connect(dsn, autocommit=True) as observer:
+        other.execute(Queries("joobq")[statement], params)  # the row stays locked until commit
+        thread = threading.Thread(target=cancel)
+        thread.start()
+        try:
+            wait_until(
+                lambda: _waiting_for_a_row_lock(observer),
+                what=f"the cancel to wait for the row lock of {statement}",
+            )
+        finally:
+            other.commit()
+            thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    return outcome
+
+
+def test_a_cancel_that_waits_for_a_claim_is_requested_of_the_claimed_job(
+    pg_store: Store, database_url: str
+) -> None:
+    (jid,) = pg_store.enqueue_jobs([new_job()])
+    claim = {"queue": QUEUE, "worker_id": "w", "limit": 1, "lease_s": 60.0, "started": None}
+    outcome = _cancel_during(pg_store, database_url, jid, "claim_jobs", claim)
+    assert outcome == {jid: "requested"}
+    record = record_of(pg_store, jid)
+    assert record.status is JobStatus.RUNNING and record.cancel_requested_at is not None
+    assert pg_store.cancel_requested("w", [jid]) == {jid}  # the worker sees the flag
+
+
+def test_a_cancel_that_waits_for_a_release_cancels_the_released_job(
+    pg_store: Store, database_url: str
+) -> None:
+    (jid,) = pg_store.enqueue_jobs([new_job()])
+    pg_store.claim_jobs(QUEUE, "w", 1)
+    release = {
+        "worker_id": "w",
+        "jids": [jid],
+        "keep": None,
+        "queue": None,
+        "limit": None,
+        "dead_ttl_s": 60.0,
+        "shard": 0,
+    }
+    outcome = _cancel_during(pg_store, database_url, jid, "release_jobs", release)
+    assert outcome == {jid: "cancelled"}
+    record = record_of(pg_store, jid)
+    assert (record.status, record.dead_reason) == (JobStatus.DEAD, "cancelled")
+
+
+def test_a_cancel_that_waits_for_a_completion_finds_nothing_to_cancel(
+    pg_store: Store, database_url: str
+) -> None:
+    (jid,) = pg_store.enqueue_jobs([new_job()])
+    (claimed,) = pg_store.claim_jobs(QUEUE, "w", 1)
+    finish = {"jid": [jid], "attempt": [claimed.attempt], "worker_id": ["w"], "shard": 0}
+    outcome = _cancel_during(pg_store, database_url, jid, "complete_jobs_delete", finish)
+    assert outcome == {}  # already finished
+    assert pg_store.get_job(jid) is None
+
+
+def test_a_failed_run_with_a_pending_cancel_is_not_retried(store: Store) -> None:
+    (jid,) = store.enqueue_jobs([new_job(max_retries=5)])
+    (claimed,) = store.claim_jobs(QUEUE, "w", 1)
+    assert store.cancel_jobs([jid]) == {jid: "requested"}
+    # The job ignored the request and failed: a retry would run the cancelled job again.
+    failure = Failure(jid, claimed.attempt, "w", {"message": "boom"}, retry_in=0)
+    assert store.fail_jobs([failure]) == {jid: JobStatus.DEAD}
+    record = record_of(store, jid)
+    assert (record.dead_reason, record.cancel_requested_at) == ("cancelled", None)
+    assert store.claim_jobs(QUEUE, "w", 1) == []

@@ -48,6 +48,26 @@ def _status_map(store, jids) -> dict[UUID, JobStatus | None]:
     return out
 
 
+def _run_state_map(store, jids) -> dict[UUID, tuple | None]:
+    """What the fencing, the retry budget and cancels depend on, per job."""
+    out = {}
+    for jid in jids:
+        r = store.get_job(jid)
+        out[jid] = (
+            None
+            if r is None
+            else (
+                r.status,
+                r.attempt,
+                r.redrive_attempt,
+                r.started,
+                r.dead_reason,
+                r.cancel_requested_at is not None,
+            )
+        )
+    return out
+
+
 @pytest.mark.slow
 def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None:
     postgres = PostgresStore(database_url)
@@ -108,9 +128,10 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
             queue=st.sampled_from(QUEUES),
             worker=st.sampled_from(WORKERS),
             limit=st.integers(1, 4),
+            started=st.sampled_from([None, False]),  # the runtime's claims, the seed API's
         )
-        def claim(self, queue, worker, limit):
-            real, model = self.both("claim_jobs", queue, worker, limit)
+        def claim(self, queue, worker, limit, started):
+            real, model = self.both("claim_jobs", queue, worker, limit, started=started)
             assert [r.jid for r in real] == [r.jid for r in model]
             assert [r.attempt for r in real] == [r.attempt for r in model]
             for record in real:
@@ -143,6 +164,18 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
         def release_one(self, jid):
             _attempt, worker = self.claims.get(jid, (1, "w1"))
             real, model = self.both("release_jobs", worker, [jid])
+            assert real == model
+
+        @rule(worker=st.sampled_from(WORKERS), queue=st.sampled_from(QUEUES), jid=jids)
+        def release_all_but(self, worker, queue, jid):
+            real, model = self.both("release_jobs", worker, queue=queue, keep=[jid])
+            assert sorted(real) == sorted(model)
+
+        @rule(jid=jids, waiting=st.booleans())
+        def renew(self, jid, waiting):
+            _attempt, worker = self.claims.get(jid, (1, "w1"))
+            unstarted = [jid] if waiting else []
+            real, model = self.both("renew_leases", worker, [jid], unstarted=unstarted)
             assert real == model
 
         @rule(jid=jids, grace=st.sampled_from([0.0, 3600.0]))
@@ -200,6 +233,10 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
             if record is not None:
                 until = int(datetime.now(UTC).timestamp() * 1000) + 3_600_000
                 self.both("mark_as_dead", record.to_json(), until)
+
+        @invariant()
+        def both_stores_agree_on_attempts_budgets_and_run_state(self):
+            assert _run_state_map(self.real, self.known) == _run_state_map(self.model, self.known)
 
         @invariant()
         def every_job_is_in_the_same_single_state(self):

@@ -132,10 +132,21 @@ class Store(ABC):
 
     @abstractmethod
     def renew_leases(
-        self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
+        self,
+        worker_id: str,
+        jids: Sequence[UUID],
+        *,
+        lease: float | None = None,
+        unstarted: Sequence[UUID] = (),
     ) -> set[UUID]:
         """Extend the leases `worker_id` holds on `jids` to now + `lease`; return the jids it
-        still holds (a job missing from the result was rescued, finished or deleted)."""
+        still holds (a job missing from the result was rescued, finished or deleted).
+
+        The renewal also records which of them have started: those in `unstarted` wait in
+        the worker's buffer (started False), the others run (started True; once True it
+        stays so for the attempt). A rescued attempt known not to have started spends no
+        retry budget (see rescue_expired_leases); the seed's jid-less release only takes
+        unstarted ones."""
 
     @abstractmethod
     def complete_jobs(self, completions: Sequence[Completion]) -> list[UUID]:
@@ -297,9 +308,18 @@ class Store(ABC):
     def cancel_jobs(
         self, jids: Sequence[UUID], *, dead_letter_ttl: float | None = None
     ) -> dict[UUID, str]:
-        """Cancel jobs: a waiting job goes to `dead` with dead_reason "cancelled" and never runs
-        ("cancelled"); a running job gets its cancel flag, which its worker hands to the job
-        at the next heartbeat ("requested"). Jobs in other states are absent from the result."""
+        """Cancel jobs; return each found job's outcome. Every jid ends in exactly one of:
+
+        - "cancelled": it was waiting (enqueued, scheduled or retrying); it is now `dead` with
+          dead_reason "cancelled" and never runs;
+        - "requested": it was running; it has its cancel flag, which its worker hands to the
+          job at the next heartbeat. Should the run not finish (its worker releases it, or
+          dies and the lease is rescued) the job goes `dead` "cancelled", never back to a
+          runnable state;
+        - absent from the result: no such job, or it had already finished (completed or dead).
+
+        Each job's outcome is decided on its current row under the row's lock: a cancel that
+        races a claim, release or finish waits for it and then acts on what it left."""
 
     @abstractmethod
     def cancel_requested(self, worker_id: str, jids: Sequence[UUID]) -> set[UUID]:

@@ -85,6 +85,18 @@ def _has_runs_left(row: JobRecord) -> bool:
     return row.attempt - row.redrive_attempt <= row.max_retries
 
 
+def _rescue_outcome(row: JobRecord) -> str:
+    """What a lease rescue does with `row` (as rescue_expired_leases.sql): a pending cancel
+    makes it dead; an attempt its worker reported unstarted is requeued uncharged, once in a
+    row; otherwise the lost run counts, so a job that kills its worker cannot loop forever."""
+    if row.cancel_requested_at is not None:
+        return "cancelled"
+    last_type = (row.last_error or {}).get("error_type")
+    if row.started is False and last_type != "lease_expired_unstarted":
+        return "unstarted"
+    return "requeue" if _has_runs_left(row) else "dead"
+
+
 def _has_started(row: JobRecord) -> bool:
     """A run of it spent retry budget (it failed, or its lease was lost while it may have been
     running). Releases and unstarted hand-backs spend none: such a job has not started."""
@@ -290,10 +302,16 @@ class MemoryStore(MemoryOperations, Store):
             return [replace(self._out(r), errors=[]) for r in claimed]
 
     def renew_leases(
-        self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
+        self,
+        worker_id: str,
+        jids: Sequence[UUID],
+        *,
+        lease: float | None = None,
+        unstarted: Sequence[UUID] = (),
     ) -> set[UUID]:
         check.worker_id(worker_id)
         wanted = set(_require(jids, UUID, "renew_leases"))
+        waiting = set(_require(unstarted, UUID, "renew_leases"))
         lease_for = self._lease(lease)
         with self._lock:
             now = self.now()
@@ -304,7 +322,11 @@ class MemoryStore(MemoryOperations, Store):
             ]
             for row in held:
                 # The SQL leaves updated_at alone here: a heartbeat is not a state change.
-                self._jobs[row.jid] = replace(row, lease_expires_at=now + lease_for)
+                # Started is sticky within an attempt.
+                started = row.started is True or row.jid not in waiting
+                self._jobs[row.jid] = replace(
+                    row, lease_expires_at=now + lease_for, started=started
+                )
             return {row.jid for row in held}
 
     def release_jobs(
@@ -456,14 +478,18 @@ class MemoryStore(MemoryOperations, Store):
                     continue
                 # The error round-trips through JSON, as it would through a JSONB column.
                 error = _error_changes(row, json.loads(json.dumps(f.error)))
-                if f.retry_in is not None and _has_runs_left(row):
+                # A job whose cancel was asked for is never retried (as fail_jobs.sql).
+                cancelled = row.cancel_requested_at is not None
+                if f.retry_in is not None and _has_runs_left(row) and not cancelled:
                     due = now + timedelta(seconds=f.retry_in)
                     retrying = JobStatus.RETRYING
                     row = self._update(row, now, status=retrying, run_at=due, **error, **_NOT_DEAD)
                     self._count(row.queue, "retried")
                 else:
                     reason = f.dead_reason  # as the SQL: only NULL falls back to the default
-                    if reason is None:
+                    if reason is None and cancelled:
+                        reason = "cancelled"
+                    elif reason is None:
                         reason = "retries exhausted" if f.retry_in is not None else "not retried"
                     row = self._update(row, now, **error, **_dead(reason, now, ttl))
                     self._count(row.queue, "dead")
@@ -490,23 +516,30 @@ class MemoryStore(MemoryOperations, Store):
                 limit,
             )
             for row in lost:
+                outcome = _rescue_outcome(row)
+                unstarted = outcome == "unstarted"
                 error = _error_changes(
                     row,
                     {
-                        "error_type": "lease_expired",
+                        "error_type": "lease_expired_unstarted" if unstarted else "lease_expired",
                         "message": f"lease of worker {row.worker_id} expired during attempt "
-                        f"{row.attempt}",
+                        f"{row.attempt}" + (", before the job started" if unstarted else ""),
                         "attempt": row.attempt,
                         "worker_id": row.worker_id,
                     },
                 )
-                # The lost run counts, so a job that kills its worker cannot loop forever; the
-                # attempt is kept, so a late finish of the lost run is fenced out.
-                if _has_runs_left(row):
-                    self._update(row, now, status=JobStatus.ENQUEUED, **error, **_NOT_DEAD)
+                # The attempt is kept, so a late finish of the lost run is fenced out.
+                state: dict[str, Any] = {"started": None}
+                if outcome == "cancelled":
+                    state.update(_dead("cancelled", now, ttl))
+                elif outcome == "dead":
+                    state.update(_dead("lease expired on the last attempt", now, ttl))
                 else:
-                    reason = "lease expired on the last attempt"
-                    self._update(row, now, **error, **_dead(reason, now, ttl))
+                    state.update(status=JobStatus.ENQUEUED, **_NOT_DEAD)
+                if unstarted:
+                    state["redrive_attempt"] = row.redrive_attempt + 1  # spends no budget
+                self._update(row, now, **error, **state)
+                if state["status"] is _DEAD:
                     self._count(row.queue, "dead")
                 self._count(row.queue, "rescued")
             return [row.jid for row in lost]

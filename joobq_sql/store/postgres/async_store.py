@@ -151,9 +151,16 @@ class AsyncStore(ABC):
         return await self._call(self._store.screen_claimed, records, grace=grace)
 
     async def renew_leases(
-        self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
+        self,
+        worker_id: str,
+        jids: Sequence[UUID],
+        *,
+        lease: float | None = None,
+        unstarted: Sequence[UUID] = (),
     ) -> set[UUID]:
-        return await self._call(self._store.renew_leases, worker_id, jids, lease=lease)
+        return await self._call(
+            self._store.renew_leases, worker_id, jids, lease=lease, unstarted=unstarted
+        )
 
     async def complete_jobs(self, completions: Sequence[Completion]) -> list[UUID]:
         return await self._call(self._store.complete_jobs, completions)

@@ -252,15 +252,22 @@ class PostgresStore(Store):
             return [_claimed_record(row, started) for row in cur.fetchall()]
 
     def renew_leases(
-        self, worker_id: str, jids: Sequence[UUID], *, lease: float | None = None
+        self,
+        worker_id: str,
+        jids: Sequence[UUID],
+        *,
+        lease: float | None = None,
+        unstarted: Sequence[UUID] = (),
     ) -> set[UUID]:
         jids = _jids(jids)
+        unstarted = _jids(unstarted)
         if not jids:
             return set()
         params = {
             "worker_id": check.worker_id(worker_id),
             "jids": jids,
             "lease_s": self._lease(lease),
+            "unstarted": unstarted,
         }
         return {row["jid"] for row in self._rows("renew_leases", params)}
 
