@@ -128,3 +128,56 @@ def test_a_renewal_waits_for_the_acknowledgement_being_written(pg_store) -> None
         acker.stop()
     assert lost == []
     assert pg_store.get_job(jid) is None
+
+
+class LeaseBuffered(Job):
+    gate = threading.Event()
+
+    def perform(self) -> None:
+        log.add(("buffered-job", self.jid))
+        type(self).gate.wait(30)
+
+
+def test_the_heartbeat_reports_which_held_jobs_have_started(make_app) -> None:
+    """Each lease renewal marks the jobs this worker runs started and the ones waiting in its
+    buffer not started, so a rescue of a buffered job spends none of its retries."""
+    LeaseBuffered.gate.clear()
+    app = make_app(prefetch=1, worker_batch_size=2, heartbeat_interval=0.1, lease=5)
+    app.queue("default", workers=1, jobs=[LeaseBuffered])
+    first, second = LeaseBuffered.enqueue(), LeaseBuffered.enqueue()
+    worker = start(app)
+    try:
+        wait_until(lambda: ("buffered-job", first) in log.snapshot(), what="the first job runs")
+        assert worker.buffered_jids() == {second}
+        wait_until(
+            lambda: (
+                app.store.get_job(first).started is True
+                and app.store.get_job(second).started is False
+            ),
+            what="a renewal to mark the running job started and the buffered one not",
+        )
+    finally:
+        LeaseBuffered.gate.set()
+    wait_until(lambda: app.store.get_job(second) is None, what="both jobs completed")
+
+
+def test_a_heartbeat_reports_the_unstarted_held_jobs_to_the_renewal(pg_store) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    pg_store.enqueue_jobs([NewJob(jid=j, queue="q", job_type="LeaseHeld", args={}) for j in (a, b)])
+    pg_store.claim_jobs("q", "w1", 2)
+    waiting = {b, uuid.uuid4()}  # one the worker does not hold is ignored
+    heartbeat = Heartbeat(
+        pg_store,
+        worker_id="w1",
+        lease=30.0,
+        interval=3600.0,
+        held_jids=lambda: {a, b},
+        unstarted_jids=lambda: waiting,
+    )
+    heartbeat.beat()
+    assert (pg_store.get_job(a).started, pg_store.get_job(b).started) == (True, False)
+    plain = Heartbeat(
+        pg_store, worker_id="w1", lease=30.0, interval=3600.0, held_jids=lambda: {a, b}
+    )
+    plain.beat()  # no unstarted source: every renewed job counts as started
+    assert (pg_store.get_job(a).started, pg_store.get_job(b).started) == (True, True)

@@ -77,6 +77,7 @@ class Worker:
             lease=settings.lease,
             interval=settings.heartbeat_seconds,
             held_jids=self.held_jids,
+            unstarted_jids=self.buffered_jids,
             on_lost=self._lost,
             presence=self._seen,
             quiet=self.acker.quiet,
@@ -122,6 +123,13 @@ class Worker:
         for runner in self.runners.values():
             held |= runner.held_jids()
         return held
+
+    def buffered_jids(self) -> set[UUID]:
+        """The held jobs that have not started: claimed, waiting in a runner's buffer."""
+        buffered: set[UUID] = set()
+        for runner in self.runners.values():
+            buffered |= runner.buffered_jids()
+        return buffered
 
     def _lost(self, jids: set[UUID]) -> None:
         logger.warning(
