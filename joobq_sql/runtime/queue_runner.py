@@ -159,6 +159,11 @@ class QueueRunner:
         with self._lock:
             return {r.jid for r, _ in self._buffer} | set(self._runs) | set(self._overrunning)
 
+    def buffered_jids(self) -> set[UUID]:
+        """The held jobs not started yet: claimed and waiting in the buffer for a slot."""
+        with self._lock:
+            return {r.jid for r, _ in self._buffer}
+
     def begin_shutdown(self) -> None:
         """Stop claiming and hand back the claimed jobs that have not started."""
         self._stopping.set()
