@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.rows import tuple_row
 from sqlalchemy import Engine
 
@@ -153,25 +155,28 @@ class PostgresStore(Store):
                 raise TypeError(f"enqueue_jobs takes NewJob values, got {type(job).__name__}")
         if not jobs:
             return []
-        # In the caller's transaction, a refused unique job must not leave its batch behind:
-        # a savepoint undoes just our inserts. Our own transactions simply roll back.
-        savepoint = connection is not None and any(
-            j.unique_key is not None and j.on_duplicate == "raise" for j in jobs
-        )
         with self._db.cursor(connection) as cur:
-            if savepoint:
-                cur.execute("SAVEPOINT joobq_enqueue")
+            if connection is None:
+                # Our own transaction: any error rolls all of it back.
+                return self._insert_and_notify(cur, jobs, batch_size)
+            # The caller's transaction: a savepoint makes the batch one unit inside it, so an
+            # error in a later chunk (a refused unique job, a stored jid) leaves none of the
+            # batch behind, and the caller's transaction usable.
+            cur.execute("SAVEPOINT joobq_enqueue")
             try:
-                jids = self._insert_jobs(cur, jobs, batch_size)
-            except DuplicateJobError:
-                if savepoint:
+                jids = self._insert_and_notify(cur, jobs, batch_size)
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):  # a broken connection: nothing to keep
                     cur.execute("ROLLBACK TO SAVEPOINT joobq_enqueue")
                 raise
-            if savepoint:
-                cur.execute("RELEASE SAVEPOINT joobq_enqueue")
-            if self.notify:
-                # Delivered at COMMIT (the caller's, with `connection`), dropped on rollback.
-                notify_queues(cur, self._sql, channel=self.channel, queues={j.queue for j in jobs})
+            cur.execute("RELEASE SAVEPOINT joobq_enqueue")
+            return jids
+
+    def _insert_and_notify(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
+        jids = self._insert_jobs(cur, jobs, batch_size)
+        if self.notify:
+            # Delivered at COMMIT (the caller's, with `connection`), dropped on rollback.
+            notify_queues(cur, self._sql, channel=self.channel, queues={j.queue for j in jobs})
         return jids
 
     def _insert_jobs(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
@@ -180,23 +185,46 @@ class PostgresStore(Store):
             return [job.jid for job in jobs]
         result: list[UUID] = []
         for start in range(0, len(jobs), batch_size):
-            chunk = jobs[start : start + batch_size]
-            cur.execute(self._sql["enqueue_jobs"], _enqueue_params(chunk))
+            result.extend(self._insert_chunk(cur, jobs[start : start + batch_size]))
+        return result
+
+    def _insert_chunk(self, cur: Any, chunk: list[NewJob]) -> list[UUID]:
+        """Insert one chunk; the jid standing for each job: its own, or for a skipped unique
+        job the jid of the job holding its key.
+
+        A skipped job's holder can finish between the INSERT ... ON CONFLICT DO NOTHING and
+        the lookup (each statement sees the rows committed when it starts); its key is free
+        then, and the job's insert is tried again. Each further round needs yet another
+        holder to come and go in that instant, so the rounds are bounded.
+        """
+        stands_for: dict[UUID, UUID] = {}
+        pending = chunk
+        for _ in range(UNIQUE_INSERT_ROUNDS):
+            cur.execute(self._sql["enqueue_jobs"], _enqueue_params(pending))
             inserted = {row["jid"] for row in cur.fetchall()}
-            skipped = [job for job in chunk if job.jid not in inserted]
+            skipped = [job for job in pending if job.jid not in inserted]
             holders = self._unique_holders(cur, skipped) if skipped else {}
-            for job in chunk:
-                if job.jid in inserted:
-                    result.append(job.jid)
-                    continue
-                holder = holders.get((job.job_type, job.unique_key))
-                if job.on_duplicate == "raise" or holder is None:
+            vanished = []
+            for job in pending:
+                holder = job.jid if job.jid in inserted else holders.get(_unique(job))
+                if holder is None:
+                    vanished.append(job)  # its holder finished meanwhile: try again
+                elif holder != job.jid and job.on_duplicate == "raise":
                     raise DuplicateJobError(
                         f"a {job.job_type} job with unique_key {job.unique_key!r} is already "
                         f"waiting or running (jid {holder}); nothing was enqueued"
                     )
-                result.append(holder)
-        return result
+                else:
+                    stands_for[job.jid] = holder
+            if not vanished:
+                return [stands_for[job.jid] for job in chunk]
+            pending = vanished
+        job = pending[0]
+        raise DuplicateJobError(
+            f"the unique_key {job.unique_key!r} of {job.job_type} jobs kept changing hands: "
+            f"{UNIQUE_INSERT_ROUNDS} times in a row, the job holding it finished before it "
+            "could be looked up and another took its place; nothing was enqueued"
+        )
 
     def _copy_jobs(self, cur: Any, jobs: list[NewJob]) -> None:
         """COPY the jobs in; the same rows enqueue_jobs.sql would insert (a duplicate jid
@@ -589,6 +617,10 @@ class PostgresStore(Store):
 #: From this many jobs in one enqueue (and none unique), COPY is used instead of INSERT.
 COPY_THRESHOLD = 200
 
+#: How many times a unique job's insert is tried while the jobs holding its key keep finishing
+#: between the insert and the lookup of the holder (see PostgresStore._insert_chunk).
+UNIQUE_INSERT_ROUNDS = 20
+
 
 #: Statements that look jobs up by a list of jids, planned afresh on every run. Their best plan
 #: depends on how many jids the array holds and how large the table is; a prepared statement
@@ -626,6 +658,10 @@ def _jids(jids: Sequence[UUID]) -> list[UUID]:
             raise TypeError(f"jid must be a UUID, got {type(jid).__name__}: {jid!r}")
         out.append(jid)
     return out
+
+
+def _unique(job: NewJob) -> tuple[str, str | None]:
+    return (job.job_type, job.unique_key)
 
 
 def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
