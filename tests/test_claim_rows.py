@@ -8,6 +8,8 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from joobq_sql import NewJob, PostgresStore
 from joobq_sql.status import JobStatus
 from joobq_sql.store.postgres.queries import Queries
@@ -15,8 +17,9 @@ from joobq_sql.store.postgres.store import CLAIM_COLUMNS
 from joobq_sql.store.records import Failure
 
 
-def test_claim_jobs_sql_returns_the_columns_the_store_reads():
-    sql = Queries("joobq")["claim_jobs"]
+@pytest.mark.parametrize("statement", ["claim_jobs", "claim_jobs_by_priority"])
+def test_claim_jobs_sql_returns_the_columns_the_store_reads(statement: str):
+    sql = Queries("joobq")[statement]
     returning = sql[
         sql.index("RETURNING") + len("RETURNING") : sql.index(")\n", sql.index("RETURNING"))
     ]

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from joobq_sql import NewJob, PostgresStore
 from joobq_sql.store.postgres.queries import Queries
-from joobq_sql.store.postgres.store import _PLANNED_PER_RUN
+from joobq_sql.store.postgres.store import _PLANNED_PER_RUN, claim_statement
 from tests.conftest import libpq_url
 
 QUERIES = Queries("joobq")
@@ -135,10 +135,11 @@ def test_a_claim_reads_no_more_with_50k_jobs_not_yet_due_than_with_1k(
 ) -> None:
     add_jobs(conn, 3)  # due
     add_jobs(conn, 1_000, status="scheduled", run_at="now() + interval '1 hour'")
-    few_later = buffers_read(executed_plan(conn, "claim_jobs", claim_params()))
+    claim = claim_statement(conn.info.server_version)  # the one the store runs on this server
+    few_later = buffers_read(executed_plan(conn, claim, claim_params()))
     add_jobs(conn, 49_000, status="scheduled", run_at="now() + interval '2 hours'")
 
-    plan = executed_plan(conn, "claim_jobs", claim_params())
+    plan = executed_plan(conn, claim, claim_params())
 
     assert plan["Actual Rows"] == 3
     # a deeper index may cost a page per descent; a scan through the 49,000 costs hundreds
@@ -150,12 +151,36 @@ def test_a_claim_locks_only_the_jobs_it_claims(
 ) -> None:
     """A row locked but not claimed would be hidden from every other claimer until commit."""
     add_jobs(conn, 60, priorities=3)  # 20 jobs of each priority
+    claim = QUERIES[claim_statement(conn.info.server_version)]
 
     with psycopg.connect(libpq_url(server_database_url)) as claimer:
-        claimed = claimer.execute(QUERIES["claim_jobs"], claim_params(limit=25)).fetchall()
+        claimed = claimer.execute(claim, claim_params(limit=25)).fetchall()
         # the claim's transaction is still open: its locks are held
         unlocked = conn.execute("SELECT jid FROM joobq.jobs FOR UPDATE SKIP LOCKED").fetchall()
         claimer.rollback()
 
     assert len(claimed) == 25
     assert len(unlocked) == 60 - 25
+
+
+def test_the_claim_statement_follows_the_server_version() -> None:
+    assert claim_statement(150004) == claim_statement(170006) == "claim_jobs_by_priority"
+    assert claim_statement(180000) == claim_statement(190001) == "claim_jobs"
+
+
+def test_the_store_claims_with_the_statement_for_its_server(server_database_url: str) -> None:
+    store = PostgresStore(server_database_url, pool_size=1)  # one connection: its statements
+    try:
+        for _ in range(6):  # psycopg prepares a statement on its fifth run
+            store.claim_jobs("q", "w", 1)
+        with store.engine.connect() as connection:
+            version = connection.exec_driver_sql("SHOW server_version_num").scalar_one()
+            prepared = [
+                row[0]
+                for row in connection.execute(text("SELECT statement FROM pg_prepared_statements"))
+            ]
+    finally:
+        store.close()
+    expected = QUERIES[claim_statement(int(version))]
+    body = expected[expected.index("WITH") :][:40]  # past the comments, before any parameter
+    assert any(body in statement for statement in prepared), (body, prepared)

@@ -276,7 +276,8 @@ class PostgresStore(Store):
         }
         # The hot path: rows as tuples in JobRecord's field order (claim_jobs.sql), no dicts.
         with self._db.cursor(row_factory=tuple_row) as cur:
-            cur.execute(self._sql["claim_jobs"], params)
+            statement = claim_statement(cur.connection.info.server_version)
+            cur.execute(self._sql[statement], params)
             return [_claimed_record(row, started) for row in cur.fetchall()]
 
     def renew_leases(
@@ -620,6 +621,24 @@ COPY_THRESHOLD = 200
 #: How many times a unique job's insert is tried while the jobs holding its key keep finishing
 #: between the insert and the lookup of the holder (see PostgresStore._insert_chunk).
 UNIQUE_INSERT_ROUNDS = 20
+
+
+#: The first server version whose btree skip scan makes claim_jobs.sql's single scan stop at
+#: the jobs not yet due (run_at <= now() becomes a bound within each priority).
+SKIP_SCAN_SERVER_VERSION = 180000
+
+
+def claim_statement(server_version: int) -> str:
+    """The claim statement for a server (`server_version` as libpq reports it, e.g. 150004).
+
+    Both claim the same jobs in the same order. Before 18, claim_jobs.sql's scan would walk every
+    job not yet due, so claim_jobs_by_priority.sql probes each priority and range-scans its due
+    jobs. That one is planned afresh on every claim like the other but has one more scan of jobs
+    to plan (about 0.3 ms more server time per claim), a cost 18 need not pay.
+    """
+    if server_version >= SKIP_SCAN_SERVER_VERSION:
+        return "claim_jobs"
+    return "claim_jobs_by_priority"
 
 
 #: Statements that look jobs up by a list of jids, planned afresh on every run. Their best plan

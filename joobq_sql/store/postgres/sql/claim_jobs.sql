@@ -1,58 +1,24 @@
--- Claim up to %(limit)s runnable jobs of one queue for one worker, in claim order: higher
--- priority first, then earlier run_at, then insertion order (id).
---
--- Why not one scan of jobs_claim_idx (queue, priority DESC, run_at, id) for run_at <= now()?
--- With no equality on priority, run_at <= now() only filters that scan: it walks every job not
--- yet due to the end of the queue (on 15 to 17; 18 skips ahead with its skip scan). So:
---   priorities: the distinct priorities of the queue's waiting jobs, one index probe each (a
---               skip scan by hand). Each probe lands at the end of a priority's range, where
---               the newest jobs are, not at its head, where the rows of jobs claimed since the
---               last vacuum lie dead and the due scan below walks anyway.
---   picked:     per priority, highest first, a range scan of its due jobs (run_at <= now() is
---               a bound there) in (run_at, id) order, locked with SKIP LOCKED so concurrent
---               claimers take different jobs. The outer LIMIT stops pulling rows once it has
---               enough, so no row is locked that is not claimed and no lower priority is read
---               once the batch is full.
+-- Claim up to %(limit)s runnable jobs of one queue for one worker (PostgreSQL 18 and later;
+-- claim_jobs_by_priority.sql is the same claim for 15 to 17, and the store picks by version).
+-- One scan of jobs_claim_idx (queue, priority DESC, run_at, id) in claim order. It stops at the
+-- jobs not yet due because 18's skip scan makes run_at <= now() a bound within each priority;
+-- before 18 the scan would walk every one of them to the end of the queue.
+-- The CTE picks and locks the rows (SKIP LOCKED: concurrent claimers take different jobs) and
+-- its LIMIT keeps the planner from updating more rows than asked; the UPDATE finds the locked
+-- rows by their physical address (ctid: a locked row cannot move), with no index lookup.
 -- A job not yet started whose expires_at passed is left for the expiry sweep, which moves it
 -- to dead: it never runs. A job that has started (a run of it spent retry budget) runs on.
--- The UPDATE finds the locked rows by their physical address (ctid: a locked row cannot move),
--- with no index lookup. The error history is not returned (a worker does not need it, and it
--- can be large).
-WITH RECURSIVE priorities AS (
-    -- below any smallint: the probe for the lowest priority starts from here
-    SELECT -32769 AS priority
-    UNION ALL
-    SELECT (
-        SELECT j.priority
-        FROM {schema}.jobs AS j
-        WHERE j.queue = %(queue)s
-          AND j.status IN ('enqueued', 'scheduled', 'retrying')
-          AND j.priority > p.priority
-        ORDER BY j.priority
-        LIMIT 1
-    )
-    FROM priorities AS p
-    WHERE p.priority IS NOT NULL
-),
-picked AS (
-    SELECT due.ctid
-    FROM (
-        -- the real priorities (not the starting point, nor the NULL that ends the probes)
-        SELECT priority FROM priorities WHERE priority >= -32768 ORDER BY priority DESC
-    ) AS p
-    CROSS JOIN LATERAL (
-        SELECT ctid
-        FROM {schema}.jobs
-        WHERE queue = %(queue)s
-          AND status IN ('enqueued', 'scheduled', 'retrying')
-          AND priority = p.priority
-          AND run_at <= now()
-          AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
-        ORDER BY run_at, id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) AS due
+-- The error history is not returned (a worker does not need it, and it can be large).
+WITH picked AS (
+    SELECT ctid
+    FROM {schema}.jobs
+    WHERE queue = %(queue)s
+      AND status IN ('enqueued', 'scheduled', 'retrying')
+      AND run_at <= now()
+      AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
+    ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
 ),
 claimed AS (
     UPDATE {schema}.jobs AS j
