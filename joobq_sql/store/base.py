@@ -212,9 +212,17 @@ class Store(ABC):
 
     @abstractmethod
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
-        """Requeue running jobs whose lease has expired (their worker died or hung): each gets
-        an error entry `lease_expired`, and goes back to `enqueued` keeping its run_at, or to
-        `dead` if that was its last allowed run. Jobs with a live lease are never touched."""
+        """Requeue running jobs whose lease has expired (their worker died or hung). Jobs with
+        a live lease are never touched, and the attempt is kept (a late finish is fenced out).
+
+        Each rescued job gets an error entry and:
+        - with a pending cancel: goes to `dead` with dead_reason "cancelled";
+        - reported not started by its worker (started False): goes back to `enqueued` keeping
+          its run_at, without spending its retry budget (redrive_attempt + 1, error type
+          `lease_expired_unstarted`), but only once in a row: if its last error already says
+          so it is charged as below, so a job that kills its worker cannot loop for free;
+        - otherwise (error type `lease_expired`): back to `enqueued` keeping its run_at, or to
+          `dead` if that was its last allowed run."""
 
     @abstractmethod
     def expire_waiting_jobs(self, *, limit: int = 1000) -> list[UUID]:
@@ -601,14 +609,17 @@ def _from_unix_ms(ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
+def _fence(document: dict[str, Any]) -> int | None:
+    """The attempt a document's finish is fenced by (refused when no job can have it)."""
+    return check.fence_attempt(optional_int(document, "attempt"), what="job['attempt']")
+
+
 def _completion(document: dict[str, Any]) -> Completion:
-    return Completion(
-        document["jid"], optional_int(document, "attempt"), optional_str(document, "worker_id")
-    )
+    return Completion(document["jid"], _fence(document), optional_str(document, "worker_id"))
 
 
 def _failure(document: dict[str, Any], error: dict[str, Any]) -> Failure:
-    attempt = optional_int(document, "attempt")
+    attempt = _fence(document)
     return Failure(
         document["jid"],
         attempt,
