@@ -8,7 +8,7 @@
 -- flag, a released one is cancelled, a finished one is absent), so no cancel is dropped.
 -- The rows are locked in id order, so two concurrent cancels of many jobs cannot deadlock.
 WITH locked AS (
-    SELECT id
+    SELECT jid
     FROM {schema}.jobs
     WHERE jid = ANY(%(jids)s::uuid[])
       AND status IN ('enqueued', 'scheduled', 'retrying', 'running')
@@ -25,7 +25,7 @@ SET status = CASE WHEN j.status = 'running' THEN 'running' ELSE 'dead' END,
                                THEN COALESCE(j.cancel_requested_at, now()) END,
     updated_at = now()
 FROM locked
-WHERE j.id = locked.id
+WHERE j.jid = locked.jid
   AND j.status IN ('enqueued', 'scheduled', 'retrying', 'running')
 -- RETURNING sees the new row: still running means the flag was set.
 RETURNING j.jid, CASE WHEN j.status = 'running' THEN 'requested' ELSE 'cancelled' END AS outcome

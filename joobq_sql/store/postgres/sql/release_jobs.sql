@@ -12,7 +12,7 @@
 -- The rows are locked and re-read (FOR UPDATE), so a concurrent renewal's started mark or a
 -- cancel committed meanwhile is seen.
 WITH released AS (
-    SELECT id
+    SELECT jid
     FROM {schema}.jobs
     WHERE status = 'running'
       AND worker_id = %(worker_id)s
@@ -40,7 +40,7 @@ changed AS (
         started = NULL,
         updated_at = now()
     FROM released
-    WHERE j.id = released.id
+    WHERE j.jid = released.jid
     RETURNING j.jid, j.queue, j.status
 ),
 counted AS (
