@@ -227,6 +227,26 @@ def test_postgres_store_behaves_like_the_memory_model(database_url: str) -> None
             self.known.update(real)
             return real[0]
 
+        @rule(target=jids, queue=st.sampled_from(QUEUES))
+        def enqueue_expired(self, queue):
+            # expired before it ever ran: never claimed, and the expiry sweep takes it
+            job = NewJob(
+                jid=uuid4(),
+                queue=queue,
+                job_type="MachineJob",
+                args={"n": 0},
+                expires_at=datetime(2000, 1, 1, tzinfo=UTC),
+            )
+            real, model = self.both("enqueue_jobs", [job])
+            assert real == model
+            self.known.update(real)
+            return real[0]
+
+        @rule()
+        def expire(self):
+            real, model = self.both("expire_waiting_jobs")
+            assert sorted(real) == sorted(model)
+
         @rule(jid=jids)
         def mark_dead(self, jid):
             record = self.model.get_job(jid)
