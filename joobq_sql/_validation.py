@@ -11,6 +11,16 @@ MAX_QUEUE_NAME_LENGTH = 100
 MAX_JOB_TYPE_LENGTH = 200
 MIN_PRIORITY = -32768
 MAX_PRIORITY = 32767
+#: The highest attempt count (and max_retries) a job may be written with. The table's CHECK
+#: stops at attempt < 1,000,000,000 so that a claim's attempt + 1 never overflows; this bound
+#: is ten times lower, so that a job written at it can still be claimed 900 million times
+#: before any claim could meet that CHECK (and fail for its whole queue).
+MAX_ATTEMPT = 100_000_000
+#: The table's CHECK on attempt (exclusive): no stored row, however written, reaches it.
+ATTEMPT_CHECK_BOUND = 1_000_000_000
+#: The longest delay, expiry or retry wait: a thousand years. Any time a job is given stays
+#: within the years 1..9999 that Python's datetime (and so every reader of the row) can hold.
+MAX_DURATION_SECONDS = 1000 * 365.25 * 86400
 
 
 @functools.lru_cache(maxsize=4096)
@@ -63,6 +73,29 @@ def non_negative_int(value: object, *, what: str) -> int:
     return value
 
 
+def attempt_count(value: object, *, what: str) -> int:
+    """An attempt count or a max_retries a job is written with: 0..MAX_ATTEMPT."""
+    non_negative_int(value, what=what)
+    assert isinstance(value, int)
+    if value > MAX_ATTEMPT:
+        raise ValueError(
+            f"{what} {value} is too high: a job is written with at most {MAX_ATTEMPT} "
+            f"(attempts must stay below {ATTEMPT_CHECK_BOUND} for a claim to count them)"
+        )
+    return value
+
+
+def fence_attempt(value: int | None, *, what: str) -> int | None:
+    """The attempt a completion or failure is fenced by: None (unfenced) or one a stored job
+    can have, 0..ATTEMPT_CHECK_BOUND - 1."""
+    if value is not None and not 0 <= value < ATTEMPT_CHECK_BOUND:
+        raise ValueError(
+            f"{what} {value} is not an attempt any job can have: "
+            f"0 to at most {ATTEMPT_CHECK_BOUND - 1}"
+        )
+    return value
+
+
 def positive_int(value: object, *, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
@@ -79,8 +112,12 @@ def priority(value: object) -> int:
     return value
 
 
-def seconds(value: object, *, what: str, allow_zero: bool = True) -> float:
-    """A duration as float seconds, from a timedelta or a number; negative or NaN is refused."""
+def seconds(
+    value: object, *, what: str, allow_zero: bool = True, at_most: float | None = None
+) -> float:
+    """A duration as float seconds, from a timedelta or a number; negative or NaN is refused,
+    and so is one longer than `at_most` (default MAX_DURATION_SECONDS: every duration is
+    added to a time, which must stay within the years Python's datetime holds)."""
     if isinstance(value, timedelta):
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -95,6 +132,9 @@ def seconds(value: object, *, what: str, allow_zero: bool = True) -> float:
     if result < 0 or (result == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{what} must be {bound} seconds, got {value!r}")
+    limit = MAX_DURATION_SECONDS if at_most is None else at_most
+    if result > limit:
+        raise ValueError(f"{what} must be at most {limit:g} seconds, got {value!r}")
     return result
 
 

@@ -736,8 +736,8 @@ def _insert_values(document: dict[str, Any]) -> dict[str, Any]:
         "job_type": check.job_type(document.get("job_type")),
         "args": json.loads(to_json_object(document.get("args", {}), what="job['args']")),
         "priority": check.priority(document.get("priority", 0)),
-        "attempt": check.non_negative_int(document.get("attempt", 0), what="job['attempt']"),
-        "max_retries": check.non_negative_int(
+        "attempt": check.attempt_count(document.get("attempt", 0), what="job['attempt']"),
+        "max_retries": check.attempt_count(
             document.get("max_retries", 3), what="job['max_retries']"
         ),
     }

@@ -102,7 +102,7 @@ class NewJob:
         check.queue_name(self.queue)
         check.job_type(self.job_type)
         check.priority(self.priority)
-        check.non_negative_int(self.max_retries, what="max_retries")
+        check.attempt_count(self.max_retries, what="max_retries")
         # Durations are normalized to float seconds: the database receives float8 arrays.
         object.__setattr__(self, "delay", check.seconds(self.delay, what="delay"))
         if self.run_at is not None:
@@ -260,7 +260,10 @@ class Failure:
 
     def __post_init__(self) -> None:
         if self.retry_in is not None:
-            object.__setattr__(self, "retry_in", check.seconds(self.retry_in, what="retry_in"))
+            # A wait past the longest duration is a wait of that long (a retry due in a
+            # thousand years), not an error: a failure must always be recordable.
+            retry_in = check.seconds(self.retry_in, what="retry_in", at_most=math.inf)
+            object.__setattr__(self, "retry_in", min(retry_in, check.MAX_DURATION_SECONDS))
         object.__setattr__(self, "error", bound_error(self.error))
         if isinstance(self.dead_reason, str):  # often built from the exception's message
             object.__setattr__(self, "dead_reason", storable_text(self.dead_reason))

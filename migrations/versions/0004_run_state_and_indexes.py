@@ -13,6 +13,10 @@ Create Date: 2026-12-02 06:00:00
   goes dead only once no worker has run it for the configured time.
 - jobs_expiry_idx: the expiry sweep's index, over the jobs it may expire (waiting, with an
   expiry, never started), by expires_at; the sweep read the whole table without it.
+- jobs_times_in_range_check: every time of a job lies in the years 1..9999 (UTC), which
+  Python's datetime holds; one it could not (an infinite created_at, an expires_at in year
+  20000) failed every claim of the row's queue. Adding it fails on a table that has such a
+  row: fix or delete that row (it was wedging its queue), then migrate again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ _EXPIRY_PREDICATE = (
     "AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
 )
 
+_TIME_COLUMNS = (
+    "run_at", "expires_at", "lease_expires_at", "dead_expires_at", "created_at", "updated_at",
+    "finished_at", "cancel_requested_at", "unrunnable_since",
+)  # fmt: skip
+_TIMES_IN_RANGE = " AND ".join(
+    f"{column} BETWEEN '0001-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00'"
+    for column in _TIME_COLUMNS
+)
+
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -44,7 +57,7 @@ def _schema() -> str:
 
 
 def upgrade() -> None:
-    """Add the run-state columns and the expiry sweep's index."""
+    """Add the run-state columns, the expiry sweep's index and the bound on times."""
     schema = _schema()
     op.add_column("jobs", sa.Column("started", sa.Boolean(), nullable=True), schema=schema)
     op.add_column(
@@ -59,11 +72,13 @@ def upgrade() -> None:
         schema=schema,
         postgresql_where=sa.text(_EXPIRY_PREDICATE),
     )
+    op.create_check_constraint("jobs_times_in_range_check", "jobs", _TIMES_IN_RANGE, schema=schema)
 
 
 def downgrade() -> None:
     """Drop what upgrade added."""
     schema = _schema()
+    op.drop_constraint("jobs_times_in_range_check", "jobs", schema=schema, type_="check")
     op.drop_index("jobs_expiry_idx", table_name="jobs", schema=schema)
     op.drop_column("jobs", "unrunnable_since", schema=schema)
     op.drop_column("jobs", "started", schema=schema)

@@ -76,6 +76,17 @@ UNIQUE_KEY_PREDICATE = f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"
 EXPIRY_PREDICATE = f"{RUNNABLE_SQL} AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
 ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
 
+#: The jobs table's time columns, each within the instants Python's datetime can hold.
+TIME_COLUMNS = (
+    "run_at", "expires_at", "lease_expires_at", "dead_expires_at", "created_at", "updated_at",
+    "finished_at", "cancel_requested_at", "unrunnable_since",
+)  # fmt: skip
+#: A NULL time passes (a CHECK fails only on false); infinity and years outside 1..9999 do not.
+TIMES_IN_RANGE_SQL = " AND ".join(
+    f"{column} BETWEEN '0001-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00'"
+    for column in TIME_COLUMNS
+)
+
 
 def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
     """Return the MetaData of joobq's tables, placed in `schema`."""
@@ -141,6 +152,10 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
             "isfinite(run_at) AND (expires_at IS NULL OR isfinite(expires_at))",
             name="jobs_times_finite_check",
         ),
+        # Every time lies in the years 1..9999 (UTC) that Python's datetime holds: one a
+        # reader could not decode (say an expires_at in year 20000, or an infinite created_at)
+        # would fail every claim that returns its row, so its whole queue.
+        CheckConstraint(TIMES_IN_RANGE_SQL, name="jobs_times_in_range_check"),
     )
     Index(
         "jobs_claim_idx",

@@ -709,8 +709,8 @@ def _upsert_params(document: dict[str, Any], status: JobStatus) -> dict[str, Any
         "args": to_json_object(args, what="job['args']"),
         "status": status.value,
         "priority": check.priority(document.get("priority", 0)),
-        "attempt": check.non_negative_int(document.get("attempt", 0), what="job['attempt']"),
-        "max_retries": check.non_negative_int(
+        "attempt": check.attempt_count(document.get("attempt", 0), what="job['attempt']"),
+        "max_retries": check.attempt_count(
             document.get("max_retries", 3), what="job['max_retries']"
         ),
     }
