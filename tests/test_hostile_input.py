@@ -23,7 +23,8 @@ Choices these tests document:
   wedge a claim (an attempt near int4's end, infinite times) are refused by CHECKs, and jsonb
   nested too deeply to decode makes its job dead, not the claim fail.
 - The REST API accepts an unknown job_type unvalidated (its answer says "validated": false);
-  a worker dead-letters it as unrunnable (the row-level case "unknown job_type").
+  a worker hands it back for a worker that knows the type, and once it has stayed unrunnable
+  for `unrunnable_grace` it is dead as unrunnable (the row-level case "unknown job_type").
 
 A bug found here is first marked xfail(strict=True), its reason saying what goes wrong and the
 fix, and the mark goes when the fix lands. Every bug found so far is fixed.
@@ -752,6 +753,7 @@ def test_rows_altered_in_the_table(
         maintenance_interval=0.2,
         retry_jitter=0,
         shutdown_grace=2,
+        unrunnable_grace=0.3,  # a row no worker can run is handed back, then dead after this
     )
     app.queue(queue, workers=2, jobs=[FaultCountJob])
     bad, good = FaultCountJob(n=1), FaultCountJob(n=2)
@@ -798,10 +800,14 @@ def test_rows_altered_in_the_table(
             failures = [r.getMessage() for r in caplog.records if "claiming from" in r.getMessage()]
             assert performed(good.jid), f"the queue is blocked: {failures[:1]}"
             if case.outcome == "dead":
-                status, reason = db.execute(
-                    "SELECT status, dead_reason FROM joobq.jobs WHERE jid = %s", (bad.jid,)
-                ).fetchone()
-                assert status == JobStatus.DEAD.value
+
+                def dead() -> tuple | None:
+                    return db.execute(
+                        "SELECT status, dead_reason FROM joobq.jobs WHERE jid = %s AND status = %s",
+                        (bad.jid, JobStatus.DEAD.value),
+                    ).fetchone()
+
+                _status, reason = wait_until(dead, timeout=ROW_WAIT, what="the bad row dead")
                 for text in case.says:
                     assert text in reason, reason
                 assert not performed(bad.jid)

@@ -334,7 +334,9 @@ def test_a_job_raising_a_base_exception_is_retried_and_the_worker_lives(make_app
     assert [e for e in log.snapshot() if e[0] == "exits"] == [("exits", 1), ("exits", 2)]
 
 
-def test_a_row_of_an_unknown_job_class_goes_dead_and_the_queue_goes_on(make_app) -> None:
+def test_a_row_of_an_unknown_job_class_is_handed_back_and_the_queue_goes_on(make_app) -> None:
+    # Issue 13, defect 12: handed back for a worker that knows the type (uncharged, after a
+    # backoff), not dead at once; tests/test_runtime_claims.py covers the rest.
     app = make_app()
     app.queue("default", workers=1, jobs=[RtHello])
     [ghost] = app.store.enqueue_jobs(
@@ -343,9 +345,14 @@ def test_a_row_of_an_unknown_job_class_goes_dead_and_the_queue_goes_on(make_app)
     RtHello.enqueue(n=1)
     start(app)
     wait_until(lambda: ("hello", 1) in log.snapshot())
-    record = app.store.get_job(ghost)
-    assert record.status is JobStatus.DEAD
-    assert "RtGhost" in record.dead_reason
+    record = wait_until(
+        lambda: (
+            (r := app.store.get_job(ghost)) is not None and r.attempt and r.worker_id is None and r
+        )
+    )
+    assert record.status is JobStatus.SCHEDULED
+    assert record.attempt - record.redrive_attempt == 0
+    assert "RtGhost" in record.last_error["message"]
 
 
 class RtDiscard(Job):

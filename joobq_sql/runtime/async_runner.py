@@ -44,7 +44,7 @@ from uuid import UUID
 
 from ..job import Job, JobCancelled
 from ..settings import Settings
-from ..store.base import Store
+from ..store.base import Store, decode_claimed
 from ..store.postgres.async_store import AsyncPostgresStore, AsyncStore, AsyncStoreAdapter
 from ..store.postgres.store import PostgresStore
 from ..store.records import Failure, JobRecord
@@ -52,6 +52,7 @@ from .acker import Acker
 from .async_loop import AsyncLoop
 from .error_monitor import ErrorMonitor
 from .failures import failure_of_run
+from .give_backs import SHUTDOWN_TRIES, GiveBacks, retry_delay
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, chain
 from .throttle import Throttle
 from .timeouts import JobTimeout, raise_in_thread
@@ -115,6 +116,10 @@ class AsyncQueueRunner:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # runs were added or removed
         self._runs: dict[UUID, _Run] = {}
+        # Claimed jobs held only to be given back: unrunnable ones, failed releases.
+        self._give = GiveBacks(
+            logger, queue=name, grace=settings.unrunnable_grace, worker_id=worker_id
+        )
         self.counters = {
             "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
             "claimed": 0,
@@ -122,6 +127,7 @@ class AsyncQueueRunner:
             "failed": 0,
             "timed_out": 0,
             "released": 0,
+            "handed_back": 0,  # claimed jobs this worker cannot run, handed back
         }
 
     # -- the interface Worker uses (called from its threads) ---------------------------------
@@ -147,12 +153,14 @@ class AsyncQueueRunner:
     def held_jids(self) -> set[UUID]:
         """Every job this runner has claimed and not yet handed to the acker."""
         with self._lock:
-            return set(self._runs)
+            return set(self._runs) | self._give.jids()
 
     def buffered_jids(self) -> set[UUID]:
-        """The held jobs not started yet (waiting for the queue's throttle, or to begin)."""
+        """The held jobs not started yet (waiting for the queue's throttle, or to begin, or
+        to be given back: unrunnable here, or a release that failed)."""
         with self._lock:
-            return {jid for jid, run in self._runs.items() if not run.started}
+            unstarted = {jid for jid, run in self._runs.items() if not run.started}
+            return unstarted | self._give.jids()
 
     def request_cancel(self, jid: UUID) -> None:
         """Hand a cancel request to a job: its flag, and cancellation of its task."""
@@ -203,6 +211,7 @@ class AsyncQueueRunner:
         unstarted = [r.task for r in self._runs.values() if not r.started and r.task is not None]
         if unstarted:
             await asyncio.wait(unstarted)  # each one sees the stop and releases itself
+        await self._settle(tries=SHUTDOWN_TRIES)
 
     async def _finish(self) -> None:
         tasks = [r.task for r in self._runs.values() if r.task is not None]
@@ -210,6 +219,9 @@ class AsyncQueueRunner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
+        if self._give.unseen_claim or self._give.jids():
+            await self._settle(tries=SHUTDOWN_TRIES)
+            self._give.left_to_rescue()
         if self._owns_store:
             with contextlib.suppress(Exception):
                 await self.store.aclose()
@@ -232,31 +244,92 @@ class AsyncQueueRunner:
         failures = 0
         while not self._stopping:
             self.counters["passes"] += 1
-            want = self._claim_size()
-            if want:
-                try:
-                    records = await self.store.claim_jobs(
-                        self.name, self.worker_id, want, lease=self.settings.lease
-                    )
-                    runnable = await self.store.screen_claimed(records) if records else []
-                    failures = 0
-                except Exception as exc:
-                    failures += 1
-                    delay = min(0.05 * 2**failures, 5.0)
-                    logger.warning(
-                        "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
-                    )
-                    await self._idle(delay)
-                    continue
-                self.counters["claimed"] += len(records)
-                if self._stopping:  # claimed as shutdown began: hand them straight back
-                    await self._release([record.jid for record, _ in runnable])
-                    return
-                for record, job in runnable:
-                    self._launch(record, job)
-                if len(records) == want:
-                    continue  # the queue may hold more: claim again before waiting
+            try:
+                await self._give_back()  # what an earlier pass could not; never blocks a claim
+                if self._give.unseen_claim:
+                    await self._release_unseen()  # before claiming again: raises until it works
+                want = self._claim_size()
+                more = await self._claim(want) if want else False
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = retry_delay(failures)
+                logger.warning(
+                    "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
+                )
+                await self._idle(delay)
+                continue
+            if more:
+                continue  # the queue may hold more: claim again before waiting
             await self._idle(self.settings.poll_interval)
+
+    async def _claim(self, want: int) -> bool:
+        """Claim up to `want` jobs and hold every one (see QueueRunner._claim: until they are
+        held, the claim counts as unseen); True if the claim came back full."""
+        self._give.unseen_claim = True
+        records = await self.store.claim_jobs(
+            self.name, self.worker_id, want, lease=self.settings.lease
+        )
+        runnable, unrunnable = decode_claimed(records)
+        self._give.hold_unrunnable(unrunnable)
+        if self._stopping:  # claimed as shutdown began: hand them straight back
+            self._give.hold_unreleased([record.jid for record, _ in runnable])
+            runnable = []
+        for record, job in runnable:
+            self._launch(record, job)
+        self._give.unseen_claim = False
+        self.counters["claimed"] += len(records)
+        if len(runnable) < len(records):
+            await self._give_back()
+        return len(records) == want
+
+    async def _release_unseen(self) -> None:
+        """Release every running job of this worker in this queue that it does not hold: what
+        an unseen claim took (held jobs are read before the acker's, as in QueueRunner)."""
+        keep = self.held_jids() | self.acker.pending_jids()
+        released = await self.store.release_jobs(self.worker_id, queue=self.name, keep=sorted(keep))
+        self._give.unseen_claim = False
+        self.counters["released"] += len(released)
+        self._give.report_unseen_released(released)
+
+    async def _give_back(self, *, force: bool = False) -> bool:
+        """One try at handing back the unrunnable jobs held and releasing the unreleased ones
+        (unless a failure's backoff still runs and not `force`); True when it worked."""
+        hand_backs, unreleased = self._give.pending(force=force)
+        if not hand_backs and not unreleased:
+            return True
+        try:
+            if hand_backs:
+                grace = self.settings.unrunnable_grace
+                changed = await self.store.hand_back_jobs(hand_backs, grace=grace)
+                self._give.handed_back(hand_backs)  # absent from `changed`: no longer ours
+                self.counters["handed_back"] += len(changed)
+            if unreleased:
+                released = await self.store.release_jobs(self.worker_id, unreleased)
+                self._give.released(unreleased)
+                self.counters["released"] += len(released)
+        except Exception as exc:
+            self._give.failed("giving back", len(hand_backs) + len(unreleased), exc)
+            return False
+        self._give.succeeded()
+        return True
+
+    async def _settle(self, *, tries: int) -> None:
+        """At shutdown: give back all that is still to give back, up to `tries` times each."""
+        for attempt in range(1, tries + 1):
+            if not self._give.unseen_claim:
+                break
+            try:
+                await self._release_unseen()
+            except Exception as exc:
+                logger.warning("queue %r: releasing an unseen claim failed (%s)", self.name, exc)
+                if attempt < tries:
+                    await asyncio.sleep(retry_delay(attempt))
+        for attempt in range(1, tries + 1):
+            if await self._give_back(force=True):
+                break
+            if attempt < tries:
+                await asyncio.sleep(retry_delay(attempt))
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a wake-up (NOTIFY, a freed slot, shutdown) or `seconds`."""
@@ -343,13 +416,11 @@ class AsyncQueueRunner:
         self.acker.fail(self._failure(run, failure, cancelled=cancelled))
 
     async def _release(self, jids: list[UUID]) -> None:
-        if not jids:
-            return
-        try:
-            await self.store.release_jobs(self.worker_id, jids)
-            self.counters["released"] += len(jids)
-        except Exception as exc:  # their leases expire and the rescuer requeues them
-            logger.warning("releasing %d unstarted jobs failed (%s)", len(jids), exc)
+        """Give back claimed jobs that will not start here (shutdown began); if the database
+        is away, they stay held (renewed) and shutdown tries again."""
+        if jids:
+            self._give.hold_unreleased(jids)
+            await self._give_back(force=True)
 
     def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool) -> Failure:
         return failure_of_run(

@@ -26,12 +26,13 @@ from uuid import UUID
 
 from ..job import Job, JobCancelled
 from ..settings import Settings
-from ..store.base import Store
+from ..store.base import Store, decode_claimed
 from ..store.records import Failure, JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
 from .error_monitor import ErrorMonitor
 from .failures import failure_of_run
+from .give_backs import SHUTDOWN_TRIES, GiveBacks, retry_delay
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, ThrottleMiddleware, chain
 from .throttle import Throttle
 from .timeouts import JobTimeout, raise_in_thread
@@ -104,6 +105,13 @@ class QueueRunner:
         # Sync runs past their timeout whose thread still runs: still held (their leases are
         # renewed, their retry not yet claimable), but no longer in a slot.
         self._overrunning: dict[UUID, _Run] = {}
+        # Runs over and out of `_runs` whose outcome is not yet with the acker (or released):
+        # still held, so that a release of unseen claims (see give_backs.py) never takes them.
+        self._finishing: set[UUID] = set()
+        # Claimed jobs held only to be given back: unrunnable ones, failed releases.
+        self._give = GiveBacks(
+            logger, queue=name, grace=settings.unrunnable_grace, worker_id=worker_id
+        )
         self._wake = threading.Event()
         self._slots = [_Slot(i) for i in range(workers)]
         self._restarts: deque[float] = deque()
@@ -120,6 +128,7 @@ class QueueRunner:
             "failed": 0,
             "timed_out": 0,
             "released": 0,
+            "handed_back": 0,  # claimed jobs this worker cannot run, handed back
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -157,12 +166,14 @@ class QueueRunner:
 
     def held_jids(self) -> set[UUID]:
         with self._lock:
-            return {r.jid for r, _ in self._buffer} | set(self._runs) | set(self._overrunning)
+            held = {r.jid for r, _ in self._buffer} | set(self._runs) | set(self._overrunning)
+            return held | self._finishing | self._give.jids()
 
     def buffered_jids(self) -> set[UUID]:
-        """The held jobs not started yet: claimed and waiting in the buffer for a slot."""
+        """The held jobs not started yet: claimed and waiting in the buffer for a slot, or
+        waiting to be given back (unrunnable here, or a release that failed)."""
         with self._lock:
-            return {r.jid for r, _ in self._buffer}
+            return {r.jid for r, _ in self._buffer} | self._give.jids()
 
     def begin_shutdown(self) -> None:
         """Stop claiming and hand back the claimed jobs that have not started."""
@@ -173,7 +184,8 @@ class QueueRunner:
             unstarted = [record.jid for record, _ in self._buffer]
             self._buffer.clear()
             self._work.notify_all()
-        self._release(unstarted)
+            self._give.hold_unreleased(unstarted)
+        self._settle(tries=SHUTDOWN_TRIES)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no job of this queue runs (timed-out threads included); False if some
@@ -185,11 +197,15 @@ class QueueRunner:
 
     def finish(self) -> None:
         """Stop the watchdog, even if a stuck sync job still runs, timed out or not: its
-        lease is no longer renewed once the worker stops, and it is left to lease rescue."""
+        lease is no longer renewed once the worker stops, and it is left to lease rescue.
+        Claimed jobs still to be given back get a last try."""
         with self._lock:
             self._finished = True
             self._deadlines.notify_all()
         self._watchdog.join(timeout=1)
+        if self._give.unseen_claim or self._give.jids():
+            self._settle(tries=SHUTDOWN_TRIES)
+            self._give.left_to_rescue()
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -217,48 +233,111 @@ class QueueRunner:
         failures = 0
         while not self._stopping.is_set():
             self.counters["passes"] += 1
-            want = self._claim_size()
-            if want:
-                try:
-                    records = self.store.claim_jobs(
-                        self.name, self.worker_id, want, lease=self.settings.lease
-                    )
-                    runnable = self.store.screen_claimed(records) if records else []
-                    failures = 0
-                except Exception as exc:
-                    failures += 1
-                    delay = min(0.05 * 2**failures, 5.0)
-                    logger.warning(
-                        "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
-                    )
-                    self._stopping.wait(delay)
-                    continue
-                self.counters["claimed"] += len(records)
-                self._backlog = len(records) == want
-                self._buffer_jobs(runnable)
-                if self._backlog:
-                    continue  # the queue may hold more: claim again before waiting
+            try:
+                self._give_back()  # what an earlier pass could not; never blocks a claim
+                if self._give.unseen_claim:
+                    self._release_unseen()  # before claiming again: raises until it succeeds
+                want = self._claim_size()
+                more = self._claim(want) if want else False
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = retry_delay(failures)
+                logger.warning(
+                    "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
+                )
+                self._stopping.wait(delay)
+                continue
+            if more:
+                continue  # the queue may hold more: claim again before waiting
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
+        # What is left to give back, begin_shutdown gives back once this thread has ended.
 
-    def _buffer_jobs(self, runnable: list[tuple[JobRecord, Job]]) -> None:
-        if not runnable:
-            return
+    def _claim(self, want: int) -> bool:
+        """Claim up to `want` jobs and hold every one; True if the claim came back full.
+
+        Until each claimed record is held (buffered, or waiting to be given back), the claim
+        counts as unseen: if claim_jobs raises (its COMMIT may still have happened) or anything
+        fails before its records are held, the next pass releases what it may have claimed."""
+        self._give.unseen_claim = True
+        records = self.store.claim_jobs(self.name, self.worker_id, want, lease=self.settings.lease)
+        self._hold(records)
+        self._give.unseen_claim = False
+        self.counters["claimed"] += len(records)
+        self._backlog = len(records) == want
+        return self._backlog
+
+    def _hold(self, records: list[JobRecord]) -> None:
+        """Buffer the runnable records; hold the unrunnable ones to hand back (at once, if it
+        works), and, if shutdown began meanwhile, the runnable ones to release."""
+        runnable, unrunnable = decode_claimed(records)
+        self._give.hold_unrunnable(unrunnable)
         with self._lock:
             if not self._stopping.is_set():
                 self._buffer.extend(runnable)
                 self._work.notify(len(runnable))
-                return
-        self._release([record.jid for record, _ in runnable])  # claimed as shutdown began
+                runnable = []
+        if runnable:  # claimed as shutdown began: hand them straight back
+            self._give.hold_unreleased([record.jid for record, _ in runnable])
+        if unrunnable or runnable:
+            self._give_back()
+
+    def _release_unseen(self) -> None:
+        """Release every running job of this worker in this queue that it does not hold: what
+        an unseen claim took. Its held jobs are read before the acker's (a finished run moves
+        from the one to the other), so no job that ran here is released."""
+        keep = self.held_jids() | self.acker.pending_jids()
+        released = self.store.release_jobs(self.worker_id, queue=self.name, keep=sorted(keep))
+        self._give.unseen_claim = False
+        self.counters["released"] += len(released)
+        self._give.report_unseen_released(released)
+
+    def _give_back(self, *, force: bool = False) -> bool:
+        """One try at handing back the unrunnable jobs held and releasing the unreleased ones
+        (unless a failure's backoff still runs and not `force`); True when it worked."""
+        hand_backs, unreleased = self._give.pending(force=force)
+        if not hand_backs and not unreleased:
+            return True
+        try:
+            if hand_backs:
+                grace = self.settings.unrunnable_grace
+                changed = self.store.hand_back_jobs(hand_backs, grace=grace)
+                self._give.handed_back(hand_backs)  # absent from `changed`: no longer ours
+                self.counters["handed_back"] += len(changed)
+            if unreleased:
+                released = self.store.release_jobs(self.worker_id, unreleased)
+                self._give.released(unreleased)
+                self.counters["released"] += len(released)
+        except Exception as exc:
+            self._give.failed("giving back", len(hand_backs) + len(unreleased), exc)
+            return False
+        self._give.succeeded()
+        return True
+
+    def _settle(self, *, tries: int) -> None:
+        """At shutdown: give back all that is still to give back, up to `tries` times each."""
+        for attempt in range(1, tries + 1):
+            if not self._give.unseen_claim:
+                break
+            try:
+                self._release_unseen()
+            except Exception as exc:
+                logger.warning("queue %r: releasing an unseen claim failed (%s)", self.name, exc)
+                if attempt < tries:
+                    time.sleep(retry_delay(attempt))
+        for attempt in range(1, tries + 1):
+            if self._give_back(force=True):
+                break
+            if attempt < tries:
+                time.sleep(retry_delay(attempt))
 
     def _release(self, jids: list[UUID]) -> None:
-        if not jids:
-            return
-        try:
-            self.store.release_jobs(self.worker_id, jids)
-            self.counters["released"] += len(jids)
-        except Exception as exc:  # their leases expire and the rescuer requeues them
-            logger.warning("releasing %d unstarted jobs failed (%s)", len(jids), exc)
+        """Give back claimed jobs that will not start here (shutdown began); if the database
+        is away, they stay held (renewed) and finish() tries again."""
+        if jids:
+            self._give.hold_unreleased(jids)
+            self._give_back(force=True)
 
     # -- working -----------------------------------------------------------------------------
 
@@ -285,7 +364,10 @@ class QueueRunner:
         except BaseException as exc:
             run = slot.run
             if run is not None and self._finish(run):
-                self.acker.fail(self._failure(run, exc))  # the job it held is not stranded
+                try:
+                    self.acker.fail(self._failure(run, exc))  # the job it held is not stranded
+                finally:
+                    self._handed(run)
             if self._stopping.is_set() or slot.thread is not me:
                 return
             logger.exception("worker thread %s of queue %r crashed; restarting", me.name, self.name)
@@ -336,20 +418,31 @@ class QueueRunner:
         try:
             chain(self.middlewares, job, context, lambda: self._perform(run))()
         except ShutdownBeforeStart:
-            self._finish(run)
-            self._release([record.jid])
+            finished = self._finish(run)
+            try:
+                self._release([record.jid])
+            finally:
+                if finished:
+                    self._handed(run)
             return
         except BaseException as exc:  # SystemExit or KeyboardInterrupt from a job fail the job
             failure = exc
         if not self._finish(run):
             return  # the watchdog timed it out; it reports the failure once this thread ends
+        try:
+            self._report(run, failure)
+        finally:
+            self._handed(run)
+
+    def _report(self, run: _Run, failure: BaseException | None) -> None:
+        """Hand the outcome of a finished run to the acker."""
         if failure is not None and _is_cancellation(failure) and run.job.cancel_requested:
             self.counters["failed"] += 1
             self.acker.fail(self._failure(run, failure, cancelled=True))
             return
         if failure is None:
             self.counters["succeeded"] += 1
-            self.acker.complete(record.completion)
+            self.acker.complete(run.record.completion)
         else:
             self.counters["failed"] += 1
             self.acker.fail(self._failure(run, failure))
@@ -365,12 +458,14 @@ class QueueRunner:
         return result
 
     def _finish(self, run: _Run) -> bool:
-        """Mark the run over and its slot free; False when the watchdog already timed it out."""
+        """Mark the run over and its slot free; False when the watchdog already timed it out.
+        On True the job stays held (`_finishing`) until the caller calls _handed."""
         with self._lock:
             if run.state != "running":
                 return False
             run.state = "done"
             self._runs.pop(run.record.jid, None)
+            self._finishing.add(run.record.jid)
             if self._stopping.is_set():
                 self._runs_changed.notify_all()
             # A slot is free: claim for it now rather than at the next poll, but wake the
@@ -380,6 +475,12 @@ class QueueRunner:
         if claim and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def _handed(self, run: _Run) -> None:
+        """The finished run's outcome is with the acker (or it was released): the acker holds
+        it from now on."""
+        with self._lock:
+            self._finishing.discard(run.record.jid)
 
     def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool = False) -> Failure:
         return failure_of_run(

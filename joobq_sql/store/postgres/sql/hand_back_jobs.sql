@@ -16,7 +16,7 @@
 -- when the job goes dead, so a minute-by-minute spell does not push real errors out of it.
 -- The rows are locked and re-read (FOR UPDATE), so a cancel committed meanwhile is seen.
 WITH held AS (
-    SELECT j.id,
+    SELECT j.jid,
            h.error,
            h.dead_reason,
            j.cancel_requested_at IS NOT NULL AS cancelled,
@@ -77,7 +77,7 @@ changed AS (
         started = NULL,
         updated_at = now()
     FROM decided AS d
-    WHERE j.id = d.id
+    WHERE j.jid = d.jid  -- the primary key (no index serves id)
     RETURNING j.jid, j.queue, j.status
 ),
 counted AS (
