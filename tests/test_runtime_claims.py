@@ -295,3 +295,59 @@ def test_an_unrunnable_job_goes_dead_with_a_clear_reason_after_the_grace(make_ap
     assert record.attempt >= 2  # handed back at least once before it went dead
     assert record.attempt - record.redrive_attempt == 0  # no run was charged
     assert record.last_error["error_type"] == "unrunnable"
+
+
+gate = threading.Event()
+
+
+class ClaimsHeld(Job):
+    queue = QUEUE
+    retries = 0
+
+    def perform(self) -> None:
+        ran.add((self.jid, self.attempt))
+        gate.wait(10)
+
+
+def test_releasing_a_lost_claim_keeps_the_jobs_this_worker_runs(make_app, database_url) -> None:
+    gate.clear()
+    store = PostgresStore(database_url, lease=1, keep_completed=3600)
+    app = make_app(store=store, lease=1)
+    app.queue(QUEUE, workers=3, jobs=[ClaimsJob, ClaimsHeld])
+    held = store.enqueue_jobs([NewJob.from_job(ClaimsHeld(), max_retries=0)])[0]
+    start(app)
+    wait_until(lambda: len(ran) == 1, what="the held job to start")
+    fault = OneFault("after")
+    inject(store, fault, "claim_jobs")
+    lost = store.enqueue_jobs([NewJob.from_job(ClaimsJob(n=1), max_retries=0)])[0]
+    wait_until(lambda: fault.fired and (lost, 2) in ran.snapshot(), what="the lost claim's job")
+    gate.set()
+    wait_until(lambda: running(store) == 0, what="every job finished")
+    assert each_ran_once([held, lost])
+    record = store.get_job(held)
+    assert record is not None and record.status is JobStatus.COMPLETED, record
+    assert (record.attempt, record.redrive_attempt, record.errors) == (1, 0, [])
+
+
+def test_the_warning_is_rate_limited_per_job_type(caplog) -> None:
+    from joobq_sql.runtime.unrunnable_log import UnrunnableWarnings
+    from joobq_sql.store.unrunnable import HandBack
+
+    now = [0.0]
+    logger = logging.getLogger("joobq_sql.test_claims")
+    warnings = UnrunnableWarnings(logger, queue=QUEUE, grace=3600, clock=lambda: now[0])
+
+    def hand_back(job_type: str) -> HandBack:
+        return HandBack(uuid7(), 1, "w", job_type, f"no Job class registers {job_type!r}", {})
+
+    caplog.set_level(logging.WARNING, logger="joobq_sql.test_claims")
+    warnings.report([hand_back("A"), hand_back("A"), hand_back("B")])
+    now[0] = 30.0
+    warnings.report([hand_back("A")])
+    now[0] = 61.0
+    last = hand_back("A")
+    warnings.report([last])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3  # A, B, then A again a minute later
+    assert "'A'" in lines[0] and "'B'" in lines[1] and "for 1h" in lines[0]
+    assert str(last.jid) in lines[2] and "2 more of this type" in lines[2]
