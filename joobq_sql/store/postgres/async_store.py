@@ -655,6 +655,11 @@ class _GreenCursor:
         return self._cursor.description
 
     @property
+    def connection(self) -> psycopg.AsyncConnection[Any]:
+        """Only for what needs no round trip: its `info` (the claim reads the server version)."""
+        return self._cursor.connection
+
+    @property
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
