@@ -15,14 +15,8 @@
 -- The error entry becomes last_error each time; the history gets it when a spell begins and
 -- when the job goes dead, so a minute-by-minute spell does not push real errors out of it.
 -- The rows are locked and re-read (FOR UPDATE), so a cancel committed meanwhile is seen.
-WITH held AS (
-    SELECT j.jid,
-           h.error,
-           h.dead_reason,
-           j.cancel_requested_at IS NOT NULL AS cancelled,
-           CASE WHEN j.unrunnable_since IS NOT NULL
-                 AND j.last_error ->> 'error_type' = 'unrunnable'
-                THEN j.unrunnable_since END AS since
+WITH reported AS (
+    SELECT *
     FROM unnest(
         %(jid)s::uuid[],
         %(attempt)s::int[],
@@ -30,17 +24,36 @@ WITH held AS (
         %(error)s::jsonb[],
         %(dead_reason)s::text[]
     ) AS h(jid, attempt, worker_id, error, dead_reason)
-    JOIN {schema}.jobs AS j ON j.jid = h.jid
-    WHERE j.status = 'running'
-      AND j.attempt = h.attempt
-      AND j.worker_id = h.worker_id
-    FOR UPDATE OF j
+),
+-- Found by primary key alone (jid = ANY: the planner sees the array's length). The fence
+-- (running, attempt, worker) is tested after the lock: tested here, or through a join of the
+-- unnest, it makes the planner scan the lease index, which holds an entry for every claim
+-- since the last vacuum.
+held AS (
+    SELECT jid,
+           status,
+           attempt,
+           worker_id,
+           cancel_requested_at IS NOT NULL AS cancelled,
+           CASE WHEN unrunnable_since IS NOT NULL
+                 AND last_error ->> 'error_type' = 'unrunnable'
+                THEN unrunnable_since END AS since
+    FROM {schema}.jobs
+    WHERE jid = ANY(%(jid)s::uuid[])
+    FOR UPDATE
 ),
 spell AS (
-    SELECT held.*,
-           COALESCE(since, now()) AS began,
-           extract(epoch FROM now() - COALESCE(since, now()))::float8 AS lasted_s
+    SELECT held.jid,
+           held.cancelled,
+           held.since,
+           r.error,
+           r.dead_reason,
+           COALESCE(held.since, now()) AS began,
+           extract(epoch FROM now() - COALESCE(held.since, now()))::float8 AS lasted_s
     FROM held
+    JOIN reported AS r
+      ON r.jid = held.jid AND r.attempt = held.attempt AND r.worker_id = held.worker_id
+    WHERE held.status = 'running'
 ),
 decided AS (
     SELECT spell.*,
