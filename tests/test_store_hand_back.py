@@ -17,11 +17,13 @@ QUEUE = "hb"
 REASON = "no Job class registers job_type 'HandBackNew'"
 
 
-@pytest.fixture(params=["postgres", "memory"])
+STORES = {"postgres": "pg_store", "postgres15": "pg15_store", "memory": None}
+
+
+@pytest.fixture(params=list(STORES))
 def store(request: pytest.FixtureRequest) -> Store:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_store")
-    return MemoryStore()
+    fixture = STORES[request.param]
+    return MemoryStore() if fixture is None else request.getfixturevalue(fixture)
 
 
 def enqueue(store: Store, **overrides: object) -> UUID:
