@@ -571,7 +571,6 @@ def test_the_expiry_sweep_sends_expired_waiting_jobs_to_dead(store: Store) -> No
     assert store.queue_stats()["contract"].totals["expired"] == 1
 
 
-
 def soon_expiring_job(store: Store) -> tuple[UUID, datetime]:
     """Enqueue a job whose expires_at is a moment away; return its jid and that instant."""
     expires_at = store.now() + timedelta(seconds=0.3)
