@@ -79,6 +79,28 @@ def test_a_row_at_the_highest_attempt_the_writes_allow_is_claimed_with_its_queue
     assert [c.attempt for c in claimed] == [1, MAX_ATTEMPT + 1, 1]
 
 
+@pytest.mark.parametrize("server", ["postgres", "postgres15"])
+def test_a_row_edited_to_the_checks_edge_is_skipped_and_its_queue_claims_on(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """A row no write path makes (attempt 999,999,999, set by hand): its claim would break the
+    CHECK and fail the whole statement, so the claims of both server versions leave it be."""
+    store: PostgresStore = request.getfixturevalue(
+        "pg_store" if server == "postgres" else "pg15_store"
+    )
+    jobs = [NewJob(jid=uuid4(), queue="b", job_type="BoundJob", args={}) for _ in range(3)]
+    store.enqueue_jobs(jobs)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql(
+            "UPDATE joobq.jobs SET attempt = %(a)s WHERE jid = %(j)s",
+            {"a": CHECK_BOUND - 1, "j": jobs[1].jid},
+        )
+        conn.commit()
+    claimed = store.claim_jobs("b", "w", 10)
+    assert [c.jid for c in claimed] == [jobs[0].jid, jobs[2].jid]
+    assert store.get_job(jobs[1].jid).status is JobStatus.ENQUEUED  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     "call",
     [

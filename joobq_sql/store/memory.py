@@ -108,8 +108,17 @@ def _expired(row: JobRecord, now: datetime) -> bool:
     return row.expires_at is not None and row.expires_at <= now and not _has_started(row)
 
 
+#: As the claim statements: a row edited to the CHECK's edge (attempt < 1e9) is never claimed.
+_UNCLAIMABLE_ATTEMPT = 999_999_999
+
+
 def _runnable(row: JobRecord, now: datetime) -> bool:
-    return row.status in RUNNABLE_STATUSES and row.run_at <= now and not _expired(row, now)
+    return (
+        row.status in RUNNABLE_STATUSES
+        and row.run_at <= now
+        and not _expired(row, now)
+        and row.attempt < _UNCLAIMABLE_ATTEMPT
+    )
 
 
 def _error_changes(row: JobRecord, error: dict[str, Any]) -> dict[str, Any]:

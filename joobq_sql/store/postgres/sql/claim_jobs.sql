@@ -16,6 +16,9 @@ WITH picked AS (
       AND status IN ('enqueued', 'scheduled', 'retrying')
       AND run_at <= now()
       AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
+      -- a row edited by hand to the CHECK's edge (no write path makes one) is left
+      -- waiting: its attempt + 1 would fail the claim of the whole queue
+      AND attempt < 999999999
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

@@ -51,6 +51,9 @@ picked AS (
           AND priority = p.priority
           AND run_at <= now()
           AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
+          -- a row edited by hand to the CHECK's edge (no write path makes one) is left
+          -- waiting: its attempt + 1 would fail the claim of the whole queue
+          AND attempt < 999999999
         ORDER BY run_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
