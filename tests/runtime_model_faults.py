@@ -170,7 +170,7 @@ class Chaos:
         self._streams: dict[tuple[str, str], random.Random] = {}
         self.calm = False
         self.stalled_until: dict[str, float] = {}  # store name -> monotonic time
-        self.presence_refused_until: dict[str, float] = {}
+        self.presence_refused_until: dict[str | None, float] = {}  # None: every store
         self.scheduler_held_until: dict[str | None, float] = {}  # None: every store
         self.injected: dict[str, int] = {}
         self.ticks: list[TickRecord] = []
@@ -209,7 +209,9 @@ class Chaos:
         with self._lock:
             self.stalled_until[store] = time.monotonic() + seconds
 
-    def refuse_presence(self, store: str, seconds: float) -> None:
+    def refuse_presence(self, store: str | None, seconds: float) -> None:
+        """The presence writes of `store` (None: of every store) are refused for `seconds`:
+        the role lost its grant on the workers table."""
         with self._lock:
             self.presence_refused_until[store] = time.monotonic() + seconds
 
@@ -245,7 +247,11 @@ class Chaos:
 
     def presence_refused(self, store: str) -> bool:
         with self._lock:
-            return self.presence_refused_until.get(store, 0.0) > time.monotonic()
+            until = max(
+                self.presence_refused_until.get(store, 0.0),
+                self.presence_refused_until.get(None, 0.0),
+            )
+            return until > time.monotonic()
 
     def record_tick(self, record: TickRecord) -> None:
         with self._lock:

@@ -298,7 +298,10 @@ class ModelRun:
         grace = self.record.misfire_grace
         # name: (when, action, argument)
         one_off: dict[str, tuple[float, str, Any]] = {
-            "refuse_presence": (0.15 * d, "refuse_presence", ("model-w0", lease * 1.5)),
+            # Jobs that outlive their lease, so that they need its renewals, then a while in
+            # which every presence write is refused (a grant on the workers table revoked).
+            "long_jobs": (0.1 * d, "long_jobs", 2 * c.thread_workers),
+            "refuse_presence": (0.1 * d + 0.5, "refuse_presence", (None, lease * 1.5)),
             "hostile_row": (0.2 * d, "hostile_row", None),
             "stall_worker": (0.27 * d, "stall_worker", ("model-w1", lease + 1.5)),
             "hold_one_scheduler": (0.1 * d, "hold_scheduler", ("model-w0", 2.0)),
@@ -336,6 +339,8 @@ class ModelRun:
                 fail_until = rng.choice((0, 0, 0, 1, 1, 2))
                 bad = fail_until > 0 and rng.random() < 0.4
                 seconds = rng.choice((0.0, 0.02, 0.05, 0.1, 0.3, rng.uniform(0.5, 1.5)))
+                if rng.random() < 0.05:
+                    seconds = rng.uniform(1.2, 1.6) * float(MODEL_SETTINGS["lease"])
                 job = ModelWork(n=n, seconds=seconds, fail_until=fail_until, bad_message=bad)
                 expect = Expectation(
                     "work", f"{seconds:.2f}s, fails {fail_until}x" + (" (NUL)" if bad else "")
@@ -474,7 +479,23 @@ class ModelRun:
         self.chaos.count("process killed")
         self.start_process_worker(len(self.processes), wait=False)  # it joins when it is up
 
-    def do_refuse_presence(self, argument: tuple[str, float]) -> None:
+    def do_long_jobs(self, count: int) -> None:
+        """Jobs that run longer than a lease: only renewals keep them."""
+        rng = self.stream("long_jobs")
+        lease = float(MODEL_SETTINGS["lease"])
+        rows = []
+        for _ in range(count):
+            self._counter += 1
+            seconds = rng.uniform(1.3, 1.7) * lease
+            job = ModelWork(n=self._counter, seconds=seconds)
+            rows.append(
+                (self.driver.app.new_job(job), Expectation("work", f"{seconds:.1f}s (long)"))
+            )
+        self.driver.store.enqueue_jobs([row for row, _ in rows])
+        for row, expect in rows:
+            self.record.jobs[row.jid] = expect
+
+    def do_refuse_presence(self, argument: tuple[str | None, float]) -> None:
         name, seconds = argument
         self.chaos.refuse_presence(name, seconds)
 
