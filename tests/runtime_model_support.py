@@ -208,6 +208,7 @@ class ModelRun:
         self._stop = threading.Event()
         self._recent: list[UUID] = []
         self._counter = 0
+        self._seed_counter = 1_000_000  # the seed client's jobs, numbered apart
         self._streams: dict[str, random.Random] = {}
         self._errors: list[str] = []
 
@@ -558,33 +559,49 @@ class ModelRun:
     # -- background participants ---------------------------------------------------------------
 
     def seed_client(self) -> None:
-        """A client of the seed API: claims jobs one at a time, starts the oldest claim, and
-        while it runs gives back the others with release_job_claims_batch (the seed's meaning:
-        the most recently claimed, unstarted jobs), then completes it."""
+        """A client of the seed API, beside the runtime's workers on the seed queue. Each round
+        it enqueues three jobs due together, the later inserted the higher its priority (so
+        claim order is not insertion order), claims them one at a time as they fall due,
+        starts its oldest claim, and while that runs gives the others back with
+        release_job_claims_batch (the seed's meaning: the most recently claimed jobs, not
+        started), then completes it. The runtime's workers run what it gives back."""
         rng = self.stream("seed_client")
-        store = self.driver.store
         with acting_as(SEED_CLIENT):
-            while not self._stop.wait(rng.uniform(0.1, 0.3)):
+            while not self._stop.wait(rng.uniform(0.2, 0.6)):
                 try:
-                    claimed = [store.claim_job(SEED_QUEUE, SEED_CLIENT) for _ in range(3)]
-                    documents = [d for d in claimed if d is not None]
-                    if not documents:
-                        continue
-                    first = json.loads(documents[0])
-                    job = ModelSeed.from_args(
-                        first["args"], jid=UUID(first["jid"]), attempt=first["attempt"]
-                    )
-                    with logged_run(job, "seed"):
-                        time.sleep(job.seconds / 2)
-                        if len(documents) > 1:
-                            store.release_job_claims_batch(
-                                SEED_QUEUE, SEED_CLIENT, len(documents) - 1
-                            )
-                        time.sleep(job.seconds / 2)
-                    store.mark_job_completed(documents[0], SEED_QUEUE)
+                    self._seed_round()
                 except Exception as exc:  # a driver error fails the model, it is not a fault
                     self._errors.append(f"seed client: {exc!r}")
                     return
+
+    def _seed_round(self) -> None:
+        store = self.driver.store
+        rows = []
+        for priority in (0, 1, 2):
+            self._seed_counter += 1
+            job = ModelSeed(n=self._seed_counter, seconds=0.5)
+            rows.append(self.driver.app.new_job(job, priority=priority, delay=0.2))
+        store.enqueue_jobs(rows)
+        for row in rows:
+            self.record.jobs[row.jid] = Expectation("seed", "for the seed-API client")
+        documents: list[str] = []
+        deadline = time.monotonic() + 1.0
+        while len(documents) < 3 and time.monotonic() < deadline and not self._stop.is_set():
+            document = store.claim_job(SEED_QUEUE, SEED_CLIENT)
+            if document is None:
+                time.sleep(0.01)
+            else:
+                documents.append(document)
+        if not documents:
+            return
+        first = json.loads(documents[0])
+        job = ModelSeed.from_args(first["args"], jid=UUID(first["jid"]), attempt=first["attempt"])
+        with logged_run(job, "seed"):
+            time.sleep(0.1)
+            if len(documents) > 1:
+                store.release_job_claims_batch(SEED_QUEUE, SEED_CLIENT, len(documents) - 1)
+            time.sleep(job.seconds - 0.1)
+        store.mark_job_completed(documents[0], SEED_QUEUE)
 
     def sampler(self) -> None:
         """Watches for running jobs whose lease lapsed long ago and nobody rescued."""
