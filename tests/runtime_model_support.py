@@ -127,11 +127,16 @@ class ModelResult:
     summary: str
     details: str
     full_details: str = ""
+    every_job: str = ""
 
     def write(self, path: Path, command: str) -> None:
-        """Every violation and the story of every job concerned, in a file."""
+        """Every violation and the story of every job concerned, in a file; with violations,
+        the story of every job too, beside it (…-all-jobs.txt)."""
         lines = [self.report(command, limit=None), "", "all jobs concerned:", self.full_details]
         path.write_text("\n".join(lines), errors="backslashreplace")
+        if self.violations:
+            every = path.with_name(path.stem + "-all-jobs.txt")
+            every.write_text(self.every_job, errors="backslashreplace")
 
     def report(self, command: str, limit: int | None = 6) -> str:
         lines = [
@@ -677,6 +682,7 @@ class ModelRun:
             self.summary(observed),
             explain(observed, [*first_of_each.values(), *concerned]),
             explain(observed, concerned, limit=None),
+            explain(observed, observed.history, limit=None) if violations else "",
         )
 
     def end_faults(self) -> None:
