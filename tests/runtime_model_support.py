@@ -605,7 +605,7 @@ class ModelRun:
             time.sleep(0.1)
             if len(documents) > 1:
                 store.release_job_claims_batch(SEED_QUEUE, SEED_CLIENT, len(documents) - 1)
-            time.sleep(job.seconds - 0.1)
+            time.sleep(max(job.seconds - 0.1, 0.0))
         store.mark_job_completed(documents[0], SEED_QUEUE)
 
     def sampler(self) -> None:
