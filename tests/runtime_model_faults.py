@@ -121,7 +121,7 @@ CREATE TRIGGER model_slow_claim BEFORE UPDATE ON {schema}.jobs
 """
 
 
-def observation_ddl(*, schema: str = "joobq", slow_claim_rate: float = 0.1) -> str:
+def observation_ddl(*, schema: str = "joobq", slow_claim_rate: float = 0.2) -> str:
     return OBSERVATION_DDL.replace("{schema}", schema).replace(
         "{slow_claim_rate}", repr(float(slow_claim_rate))
     )

@@ -293,7 +293,7 @@ class ModelRun:
         every("wave", 0.0, c.wave_every, c.wave_every, d - 3)
         # A cancel within milliseconds of a wave's enqueue meets the workers' claims of it.
         waves = [t for t, action in periodic if action == "wave"]
-        periodic += [(t + rng.uniform(0.0, 0.02), "cancel_fresh") for t in waves]
+        periodic += [(t + rng.uniform(0.0, 0.01), "cancel_fresh") for t in waves]
         every("unique", 0.2, 0.05, 0.15, d - 1)
         every("cancel", 0.3, 0.15, 0.45, d - 1)
         every("stale", 1.0, 0.5, 1.0, d - 1)
@@ -407,7 +407,7 @@ class ModelRun:
     def do_cancel_fresh(self, _: Any) -> None:
         """Cancel a job of the wave just enqueued: it is waiting, or being claimed now."""
         rng = self.stream("cancel_fresh")
-        if self._recent and rng.random() < 0.5:
+        if self._recent and rng.random() < 0.8:
             self._cancel(self._recent[rng.randrange(len(self._recent))])
 
     def do_cancel(self, _: Any) -> None:
