@@ -24,6 +24,7 @@ from joobq_sql import PostgresStore
 from joobq_sql.store.base import counter_shard
 from joobq_sql.store.postgres.queries import Queries
 from joobq_sql.store.postgres.schema import COUNTER_SHARDS
+from joobq_sql.store.postgres.store import claim_statement
 
 LEASE_S = 30.0
 
@@ -41,11 +42,19 @@ def _filled(url: str, jobs: int) -> None:
 def sql_loop(url: str, batch: int, worker_id: str) -> int:
     """Claim and complete until the queue is empty; the number of jobs done."""
     queries = Queries(SCHEMA)
-    claim, complete = queries["claim_jobs"], queries["complete_jobs_delete"]
+    complete = queries["complete_jobs_delete"]
     shard = counter_shard(worker_id, COUNTER_SHARDS)
-    claim_params = {"queue": QUEUE, "worker_id": worker_id, "limit": batch, "lease_s": LEASE_S}
+    claim_params = {
+        "queue": QUEUE,
+        "worker_id": worker_id,
+        "limit": batch,
+        "lease_s": LEASE_S,
+        "started": None,  # as the runtime claims: its lease renewals report the run state
+    }
     done = 0
     with psycopg.connect(libpq(url), autocommit=True) as conn:
+        # The statement the store runs on this server (PostgreSQL 15-17 probe each priority).
+        claim = queries[claim_statement(conn.info.server_version)]
         cur = conn.cursor()
         columns: tuple[int, int, int] | None = None
         while True:
