@@ -2,14 +2,17 @@
 over a real PostgreSQL, run under a seeded plan of faults, then checked against the invariants
 of tests/runtime_model_check.py.
 
-The plan, drawn from the seed before anything starts, says when each wave of jobs is enqueued
-and what it holds, when the driver cancels, sends stale finishes or kills a connection, and
-when it stalls a worker, refuses a worker's presence writes, holds schedulers back, prunes the
-schedule's ticks, starts a worker that knows a new job type, stops a worker, writes a hostile
-row, or (long version) SIGKILLs a worker process. Which job a cancel hits, and the faults each
-worker's store calls meet (tests/runtime_model_faults.py), come from seeded streams too. Thread
-timing is not seeded: a seed replays the same plan and the same fault sequences, and a race it
-found is found again in most runs of it, not in every one.
+The seed decides the plan: when each wave of jobs is enqueued and what it holds (short, long,
+failing, unstorable-message, doomed, expiring, timing-out, unknown-type and seed-queue jobs),
+when the driver cancels (within milliseconds of an enqueue, or during a run), sends stale and
+foreign finishes, kills a worker's connection, and when it stalls a worker, refuses every
+presence write for a while, holds one or every scheduler back, prunes the schedule's ticks,
+starts a worker that knows the new job type, stops a worker, writes a hostile row, or (long
+version) SIGKILLs a worker process and starts another. Which job a cancel hits, what the
+seed-API client does, and the faults each worker's store calls meet
+(tests/runtime_model_faults.py) come from seeded streams too. Thread timing is not seeded: a
+seed replays the same plan and the same fault sequences, and a race it found is found again in
+most runs of it, not in every one.
 """
 
 from __future__ import annotations
