@@ -211,6 +211,21 @@ def test_the_jidless_release_puts_back_the_most_recent_claim_first(store: Store)
     assert record_of(store, newer_row).status is JobStatus.RUNNING
 
 
+def test_a_cancel_request_does_not_make_a_running_claim_look_recent(store: Store) -> None:
+    """The seed client runs its first claim and cancels it; releasing the two most recent
+    claims must give back the two it never started, not the one it runs (a cancel request
+    once moved updated_at, the claim time the jid-less release orders by)."""
+    first, second, third = store.enqueue_jobs([new_job(1), new_job(2), new_job(3)])
+    for _ in range(3):
+        assert store.claim_job(QUEUE, "w") is not None
+    assert store.cancel_jobs([first]) == {first: "requested"}
+    store.release_job_claims_batch(QUEUE, "w", 2)
+    assert record_of(store, first).status is JobStatus.RUNNING
+    assert record_of(store, first).cancel_requested_at is not None
+    assert record_of(store, second).status is JobStatus.ENQUEUED
+    assert record_of(store, third).status is JobStatus.ENQUEUED
+
+
 # -- lease renewals report which jobs have started -------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -178,7 +179,10 @@ class MemoryOperations:
                     )
                     outcome[jid] = "cancelled"
                 elif row.status is JobStatus.RUNNING:
-                    self._update(row, now, cancel_requested_at=row.cancel_requested_at or now)
+                    # As cancel_jobs.sql: updated_at stays the claim time.
+                    self._jobs[jid] = replace(
+                        row, cancel_requested_at=row.cancel_requested_at or now
+                    )
                     outcome[jid] = "requested"
             return outcome
 

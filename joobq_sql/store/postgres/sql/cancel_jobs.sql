@@ -23,7 +23,10 @@ SET status = CASE WHEN j.status = 'running' THEN 'running' ELSE 'dead' END,
     finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
     cancel_requested_at = CASE WHEN j.status = 'running'
                                THEN COALESCE(j.cancel_requested_at, now()) END,
-    updated_at = now()
+    -- A running row's updated_at stays its claim time: the seed's jid-less release gives
+    -- back the most recent claims by it, and a cancel request must not make a claim its
+    -- client is running look like the newest one.
+    updated_at = CASE WHEN j.status = 'running' THEN j.updated_at ELSE now() END
 FROM locked
 WHERE j.jid = locked.jid
   AND j.status IN ('enqueued', 'scheduled', 'retrying', 'running')
