@@ -307,6 +307,21 @@ def test_a_rescued_attempt_reported_unstarted_keeps_its_budget_once_in_a_row(
     assert (totals["rescued"], totals["dead"]) == (2, 1)
 
 
+def test_a_job_rescued_as_unstarted_is_not_expired_but_run(store: Store) -> None:
+    """The unstarted mark can lag a start by one lease renewal (a buffered job starts, then
+    its worker dies before the next renewal), so a job rescued as unstarted may have run:
+    the expiry sweep must not kill it as 'expired before it ran'; it runs again instead."""
+    (jid,) = store.enqueue_jobs([new_job(expires_in=0.5)])
+    store.claim_jobs(QUEUE, "w", 1)
+    store.renew_leases("w", [jid], unstarted=[jid], lease=0.1)  # buffered at the last renewal
+    wait_until(lambda: store.rescue_expired_leases(), what="lease expiry")
+    assert record_of(store, jid).last_error["error_type"] == "lease_expired_unstarted"
+    wait_until(lambda: record_of(store, jid).expires_at <= store.now(), what="expiry time")
+    assert store.expire_waiting_jobs() == []
+    [claimed] = store.claim_jobs(QUEUE, "w2", 1)
+    assert claimed.jid == jid
+
+
 def test_a_seed_claim_that_lost_its_lease_unstarted_is_requeued_uncharged(store: Store) -> None:
     (jid,) = store.enqueue_jobs([new_job(max_retries=0)])
     store.claim_jobs(QUEUE, "caller", 1, lease=0.1, started=False)  # as claim_job does

@@ -99,8 +99,10 @@ def _rescue_outcome(row: JobRecord) -> str:
 
 def _has_started(row: JobRecord) -> bool:
     """A run of it spent retry budget (it failed, or its lease was lost while it may have been
-    running). Releases and unstarted hand-backs spend none: such a job has not started."""
-    return row.attempt > row.redrive_attempt
+    running). Releases and unstarted hand-backs spend none: such a job has not started. A job
+    rescued as unstarted may have (the mark can lag a start by one renewal): it counts."""
+    rescued_unstarted = (row.last_error or {}).get("error_type") == "lease_expired_unstarted"
+    return row.attempt > row.redrive_attempt or rescued_unstarted
 
 
 def _expired(row: JobRecord, now: datetime) -> bool:

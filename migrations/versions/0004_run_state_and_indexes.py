@@ -31,7 +31,8 @@ from joobq_sql.store.postgres.schema import DEFAULT_SCHEMA, validate_schema_name
 # Written out, not imported: a revision must keep creating what it created when it was written.
 _EXPIRY_PREDICATE = (
     "status IN ('enqueued', 'scheduled', 'retrying') "
-    "AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
+    "AND expires_at IS NOT NULL AND attempt <= redrive_attempt "
+    "AND (last_error ->> 'error_type') IS DISTINCT FROM 'lease_expired_unstarted'"
 )
 
 _TIME_COLUMNS = (

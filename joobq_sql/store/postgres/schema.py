@@ -72,8 +72,12 @@ RUNNABLE_SQL = f"status IN ({_status_list(RUNNABLE_STATUSES)})"
 UNIQUE_WHILE_SQL = f"status IN ({_status_list((*RUNNABLE_STATUSES, JobStatus.RUNNING))})"
 UNIQUE_KEY_PREDICATE = f"unique_key IS NOT NULL AND {UNIQUE_WHILE_SQL}"
 #: The jobs the expiry sweep may expire: waiting, with an expiry, and never started (no run of
-#: them spent retry budget: attempt - redrive_attempt, the budget used, is 0).
-EXPIRY_PREDICATE = f"{RUNNABLE_SQL} AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
+#: them spent retry budget: attempt - redrive_attempt, the budget used, is 0), nor rescued as
+#: unstarted (the worker's unstarted mark can lag a start by one renewal: it may have run).
+EXPIRY_PREDICATE = (
+    f"{RUNNABLE_SQL} AND expires_at IS NOT NULL AND attempt <= redrive_attempt"
+    " AND (last_error ->> 'error_type') IS DISTINCT FROM 'lease_expired_unstarted'"
+)
 ALL_STATUSES_SQL = _status_list(tuple(JobStatus))
 
 #: The jobs table's time columns, each within the instants Python's datetime can hold.

@@ -15,7 +15,8 @@ WITH picked AS (
     WHERE queue = %(queue)s
       AND status IN ('enqueued', 'scheduled', 'retrying')
       AND run_at <= now()
-      AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
+      AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt
+           OR last_error ->> 'error_type' = 'lease_expired_unstarted')
       -- a row edited by hand to the CHECK's edge (no write path makes one) is left
       -- waiting: its attempt + 1 would fail the claim of the whole queue
       AND attempt < 999999999

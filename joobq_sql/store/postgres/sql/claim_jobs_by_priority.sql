@@ -50,7 +50,8 @@ picked AS (
           AND status IN ('enqueued', 'scheduled', 'retrying')
           AND priority = p.priority
           AND run_at <= now()
-          AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt)
+          AND (expires_at IS NULL OR expires_at > now() OR attempt > redrive_attempt
+               OR last_error ->> 'error_type' = 'lease_expired_unstarted')
           -- a row edited by hand to the CHECK's edge (no write path makes one) is left
           -- waiting: its attempt + 1 would fail the claim of the whole queue
           AND attempt < 999999999

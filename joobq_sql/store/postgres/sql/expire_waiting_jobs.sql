@@ -18,6 +18,9 @@ WITH gone AS (
     FROM {schema}.jobs
     WHERE status IN ('enqueued', 'scheduled', 'retrying')
       AND attempt <= redrive_attempt
+      -- rescued as unstarted: its worker's mark can lag a start by one renewal, so it may
+      -- have run; it is run again rather than expired
+      AND (last_error ->> 'error_type') IS DISTINCT FROM 'lease_expired_unstarted'
       AND expires_at <= now()
     ORDER BY expires_at
     LIMIT %(limit)s
