@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import click
@@ -74,19 +78,39 @@ def command(cli: CliContext, watch: bool, interval: float) -> None:
     if not watch:
         _show(cli, store.queue_stats())
         return
-    try:
+    with _until_ctrl_c() as stopped:
         if cli.json or not stdout_console().is_terminal:
             # Piped: one snapshot per interval (JSON lines with --json), never redrawn.
-            while True:
+            while not stopped.is_set():
                 _show(cli, store.queue_stats(), compact=True)
-                time.sleep(interval)
+                stopped.wait(interval)
+            return
         with Live(console=stdout_console(), auto_refresh=False) as live:
-            while True:
+            while not stopped.is_set():
                 stamp = Text(f"every {interval:g}s, Ctrl-C to stop", style="dim")
                 live.update(Group(stats_table(store.queue_stats()), stamp), refresh=True)
-                time.sleep(interval)
+                stopped.wait(interval)
+
+
+@contextlib.contextmanager
+def _until_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) ends --watch at its next refresh, a success. It only sets a flag: a
+    KeyboardInterrupt raised in the middle of a query could leave the pool's connection and
+    the process hanging on its way out. A second Ctrl-C interrupts at once."""
+    stopped = threading.Event()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stopped
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how --watch ends: a success
+        pass  # the second Ctrl-C: still how --watch ends
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _show(cli: CliContext, all_stats: dict[str, QueueStats], *, compact: bool = False) -> None:
