@@ -29,3 +29,11 @@ class SchemaNotMigratedError(JoobQError, RuntimeError):
 
 class DuplicateJobError(JoobQError, ValueError):
     """A job with the same jid is already stored; nothing of the batch was written."""
+
+
+class NothingSentError(Exception):
+    """Mixed into a store error raised before any statement reached the database (no connection
+    could be had), so the call had no effect: a claim that fails so has claimed nothing.
+
+    Not a JoobQError: the error it is mixed into (SQLAlchemy's OperationalError, wrapping
+    psycopg's) keeps its own type and message for whoever classifies or reports it."""

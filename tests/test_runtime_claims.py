@@ -351,3 +351,57 @@ def test_the_warning_is_rate_limited_per_job_type(caplog) -> None:
     assert len(lines) == 3  # A, B, then A again a minute later
     assert "'A'" in lines[0] and "'B'" in lines[1] and "for 1h" in lines[0]
     assert str(last.jid) in lines[2] and "2 more of this type" in lines[2]
+
+
+# -- a claim that could not even connect claimed nothing, so releases nothing -----------------
+
+
+class RefuseClaimConnections:
+    """Makes the next `count` connections that claim_jobs asks the pool for fail as a real
+    refused connection does (psycopg's OperationalError from connecting to a closed port);
+    every other connection, and every other method's, is real. Records the release_jobs calls
+    that release an unseen claim (those given `keep`)."""
+
+    def __init__(self, store: PostgresStore, count: int) -> None:
+        self.left = count
+        self.unseen_releases: list[Any] = []
+        self._claiming = threading.local()
+        engine = store._db.engine
+        real_connection = engine.raw_connection
+        real_claim = store.claim_jobs
+        real_release = store.release_jobs
+
+        def raw_connection() -> Any:
+            if getattr(self._claiming, "on", False) and self.left > 0:
+                self.left -= 1
+                psycopg.connect("host=127.0.0.1 port=1 connect_timeout=5")  # raises
+            return real_connection()
+
+        def claim_jobs(*args: Any, **kwargs: Any) -> Any:
+            self._claiming.on = True
+            try:
+                return real_claim(*args, **kwargs)
+            finally:
+                self._claiming.on = False
+
+        def release_jobs(*args: Any, **kwargs: Any) -> Any:
+            if "keep" in kwargs:
+                self.unseen_releases.append(kwargs["keep"])
+            return real_release(*args, **kwargs)
+
+        engine.raw_connection = raw_connection  # type: ignore[method-assign]
+        store.claim_jobs = claim_jobs  # type: ignore[method-assign]
+        store.release_jobs = release_jobs  # type: ignore[method-assign]
+
+
+def test_a_claim_refused_a_connection_releases_nothing(make_app, database_url) -> None:
+    store = PostgresStore(database_url, lease=1)
+    refusals = RefuseClaimConnections(store, count=3)
+    app = make_app(store=store, lease=1)
+    app.queue(QUEUE, workers=2, jobs=[ClaimsJob])
+    good = store.enqueue_jobs([NewJob.from_job(ClaimsJob(n=i), max_retries=0) for i in range(3)])
+    start(app)
+
+    wait_until(lambda: refusals.left == 0, what="three refused claim connections")
+    wait_until(lambda: each_ran_once(good) and len(ran) == 3, what="the jobs to run once")
+    assert refusals.unseen_releases == []  # nothing was sent, so nothing to release

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from ..errors import NothingSentError
 from ..job import Job, JobCancelled
 from ..settings import Settings
 from ..store.base import Store, decode_claimed
@@ -267,9 +268,13 @@ class AsyncQueueRunner:
         """Claim up to `want` jobs and hold every one (see QueueRunner._claim: until they are
         held, the claim counts as unseen); True if the claim came back full."""
         self._give.unseen_claim = True
-        records = await self.store.claim_jobs(
-            self.name, self.worker_id, want, lease=self.settings.lease
-        )
+        try:
+            records = await self.store.claim_jobs(
+                self.name, self.worker_id, want, lease=self.settings.lease
+            )
+        except NothingSentError:  # no connection: nothing was claimed
+            self._give.unseen_claim = False
+            raise
         runnable, unrunnable = decode_claimed(records)
         self._give.hold_unrunnable(unrunnable)
         if self._stopping:  # claimed as shutdown began: hand them straight back

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from ..errors import NothingSentError
 from ..job import Job, JobCancelled
 from ..settings import Settings
 from ..store.base import Store, decode_claimed
@@ -261,7 +262,13 @@ class QueueRunner:
         counts as unseen: if claim_jobs raises (its COMMIT may still have happened) or anything
         fails before its records are held, the next pass releases what it may have claimed."""
         self._give.unseen_claim = True
-        records = self.store.claim_jobs(self.name, self.worker_id, want, lease=self.settings.lease)
+        try:
+            records = self.store.claim_jobs(
+                self.name, self.worker_id, want, lease=self.settings.lease
+            )
+        except NothingSentError:  # no connection: nothing was claimed
+            self._give.unseen_claim = False
+            raise
         self._hold(records)
         self._give.unseen_claim = False
         self.counters["claimed"] += len(records)

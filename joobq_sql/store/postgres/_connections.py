@@ -24,9 +24,15 @@ from psycopg.rows import RowFactory, dict_row
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from ...codec import UndecodableJSON
-from ...errors import ConfigurationError, DuplicateJobError, SchemaNotMigratedError
+from ...errors import (
+    ConfigurationError,
+    DuplicateJobError,
+    NothingSentError,
+    SchemaNotMigratedError,
+)
 
 
 def engine_from_url(url: str, *, pool_size: int) -> Engine:
@@ -240,6 +246,24 @@ def driver_connection(connection: Any) -> psycopg.Connection[Any]:
     return dbapi
 
 
+class ConnectFailedError(NothingSentError, psycopg.OperationalError):
+    """No connection could be had: nothing was sent (see NothingSentError). Same message as
+    psycopg's error, which is its __cause__."""
+
+
+def checked_out(engine: Engine) -> PoolProxiedConnection:
+    """A connection from `engine`'s pool. A failure to connect raises ConnectFailedError, an
+    OperationalError marked as having sent nothing: a runner whose claim failed so claimed
+    nothing, and has nothing to release (under a connection budget, that release would cost
+    one more scarce connection)."""
+    try:
+        return engine.raw_connection()
+    except psycopg.OperationalError as exc:
+        if isinstance(exc, NothingSentError):
+            raise
+        raise ConnectFailedError(*exc.args) from exc
+
+
 class Connections:
     """Hands out cursors. Each `cursor()` block is one transaction, committed on success."""
 
@@ -259,7 +283,7 @@ class Connections:
             ):
                 yield cur
             return
-        pooled = self.engine.raw_connection()
+        pooled = checked_out(self.engine)
         conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
         try:
             with _translated_errors(), conn.cursor(row_factory=row_factory) as cur:

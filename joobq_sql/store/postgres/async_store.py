@@ -43,6 +43,7 @@ from ._connections import (
     Connections,
     _translated_errors,
     check_idle_connections,
+    checked_out,
     url_from_environment,
 )
 from .schema import DEFAULT_SCHEMA
@@ -583,7 +584,7 @@ class _GreenConnections(Connections):
             with _translated_errors(), _green_cursor(connection, row_factory) as cur:
                 yield cur
             return
-        pooled = self._owner.engine.sync_engine.raw_connection()
+        pooled = checked_out(self._owner.engine.sync_engine)
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.AsyncConnection)
         try:
