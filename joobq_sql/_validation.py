@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
+import threading
 import unicodedata
 from datetime import datetime, timedelta
 
@@ -21,6 +23,16 @@ ATTEMPT_CHECK_BOUND = 1_000_000_000
 #: The longest delay, expiry or retry wait: a thousand years. Any time a job is given stays
 #: within the years 1..9999 that Python's datetime (and so every reader of the row) can hold.
 MAX_DURATION_SECONDS = 1000 * 365.25 * 86400
+#: The longest a background thread is asked to wait in one go: what threading can wait on
+#: (TIMEOUT_MAX: about 292 years on Linux, 49 days on Windows; a longer wait raises
+#: OverflowError and kills the thread), and never more than a job row's longest duration.
+MAX_WAIT_SECONDS = min(threading.TIMEOUT_MAX, MAX_DURATION_SECONDS)
+_DURATION_WORDS = (
+    ("year", 365.25 * 86400),
+    ("day", 86400.0),
+    ("hour", 3600.0),
+    ("minute", 60.0),
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -112,6 +124,19 @@ def priority(value: object) -> int:
     return value
 
 
+def duration_words(seconds: float) -> str:
+    """A bound as people say it: 31557600000 -> '1000 years', 86400 -> '1 day', 0.1 -> '0.1 s'.
+
+    The largest unit that the duration is a whole number of, else seconds."""
+    for unit, size in _DURATION_WORDS:
+        count = seconds / size
+        if count >= 1 and count == int(count):
+            return f"{int(count)} {unit}{'' if count == 1 else 's'}"
+    if seconds >= 365.25 * 86400:  # threading's limit, for one: not a whole number of anything
+        return f"about {seconds / (365.25 * 86400):.0f} years"
+    return f"{seconds:g} s"
+
+
 def seconds(
     value: object, *, what: str, allow_zero: bool = True, at_most: float | None = None
 ) -> float:
@@ -121,21 +146,33 @@ def seconds(
     if isinstance(value, timedelta):
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond every float: refused as too long (or negative)
+            result = sys.float_info.max if value > 0 else -sys.float_info.max
     else:
         raise TypeError(
             f"{what} must be a timedelta or a number of seconds, "
             f"got {type(value).__name__}: {value!r}"
         )
     if math.isnan(result) or math.isinf(result):
-        raise ValueError(f"{what} must be a finite duration, got {value!r}")
+        raise ValueError(f"{what} must be a finite duration, got {shown(value)}")
     if result < 0 or (result == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{what} must be {bound} seconds, got {value!r}")
+        raise ValueError(f"{what} must be {bound} seconds, got {shown(value)}")
     limit = MAX_DURATION_SECONDS if at_most is None else at_most
     if result > limit:
-        raise ValueError(f"{what} must be at most {limit:g} seconds, got {value!r}")
+        raise ValueError(
+            f"{what} must be at most {limit:g} seconds ({duration_words(limit)}), "
+            f"got {shown(value)}"
+        )
     return result
+
+
+def shown(value: object) -> str:
+    """`value` for a message; an int of hundreds of digits is cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def aware_datetime(value: object, *, what: str) -> datetime:

@@ -3,7 +3,8 @@
 Precedence, lowest first: the defaults of `Settings`, a TOML file (`config_file`, else
 `$JOOBQ_CONFIG`), `JOOBQ_*` environment variables, then keyword arguments given in code. A bad
 value raises ConfigurationError naming the setting (or the variable or file it came from), the
-value, and what is valid.
+value, and what is valid. Every count and duration has its range in BOUNDS, the one table that
+each of those sources, the queue definitions and the CLI's options are checked against.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -69,7 +71,10 @@ def _to_seconds(value: object, *, setting: str) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond every float: beyond every bound, said as such
+            seconds = sys.float_info.max if value > 0 else -sys.float_info.max
     elif isinstance(value, str):
         text = value.strip().lower()
         if _NUMBER.fullmatch(text):
@@ -82,6 +87,79 @@ def _to_seconds(value: object, *, setting: str) -> float:
     return seconds
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The values one setting or option may take: `low` to `high`, `low` itself refused when
+    `above` (a zero lease or interval means nothing). `integer` for counts; durations are
+    seconds."""
+
+    low: float
+    high: float
+    above: bool = False
+    integer: bool = False
+
+    def allows(self, value: float) -> bool:
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        """What is valid, said as the end of "<setting> must be ...": "an integer in 0..10",
+        "a duration between 1 s and 1 day", "a duration > 0 s and at most 1000 years"."""
+        if self.integer:
+            return f"an integer in {self.low:.0f}..{self.high:.0f}"
+        low, high = _validation.duration_words(self.low), _validation.duration_words(self.high)
+        if self.above:
+            return f"a duration > {low} and at most {high}"
+        return f"a duration between {low} and {high}"
+
+
+_LONGEST = _validation.MAX_DURATION_SECONDS  # 1000 years
+#: Every bounded setting and option, one table for each place a value comes from (file,
+#: environment, JoobQ(...) and Settings(...) in code, the CLI, queue definitions). Two kinds
+#: of duration: one added to now() and written into a job row stays within 1000 years, so the
+#: time stays one that PostgreSQL's timestamptz and Python's datetime both hold (years
+#: 1..9999); one this process waits on stays within a day (an hour for the poll), since a
+#: longer one is an operator's mistake, and far within what a thread can wait (a wait beyond
+#: threading.TIMEOUT_MAX kills its thread). Counts stay within what their columns and the
+#: process can take: retries within a job row's attempt bound (MAX_ATTEMPT).
+BOUNDS: dict[str, Bound] = {
+    # counts
+    "retries": Bound(0, _validation.MAX_ATTEMPT, integer=True),
+    "worker_batch_size": Bound(1, 1000, integer=True),
+    "prefetch": Bound(0, 10000, integer=True),
+    "pool_size": Bound(1, 1000, integer=True),
+    "error_alert_threshold": Bound(1, 1_000_000, integer=True),
+    "restart_limit": Bound(1, 10_000, integer=True),
+    "workers": Bound(1, 10_000, integer=True),
+    "throttle_limit": Bound(1, 1_000_000, integer=True),
+    # durations written into job rows
+    "expires": Bound(0, _LONGEST, above=True),
+    "timeout": Bound(0, _LONGEST, above=True),
+    "dead_letter_ttl": Bound(0, _LONGEST, above=True),
+    "keep_completed": Bound(0, _LONGEST),
+    "max_backoff": Bound(0, _LONGEST, above=True),
+    "unrunnable_grace": Bound(0, _LONGEST),
+    "delay": Bound(0, _LONGEST),
+    # durations this process waits on
+    "lease": Bound(1, DAY),
+    "poll_interval": Bound(0, HOUR, above=True),
+    "maintenance_interval": Bound(0, DAY, above=True),
+    "shutdown_grace": Bound(0, DAY),
+    "error_window": Bound(0, DAY, above=True),
+    "restart_cooldown": Bound(0, HOUR),
+    "throttle_period": Bound(0, DAY, above=True),
+}
+
+
+def check_bound(name: str, value: float, *, shown: str | None = None) -> float:
+    """`value` when BOUNDS[name] allows it; else ConfigurationError saying that `shown` (the
+    value as it was written, default its repr) is out of range, and what the range is."""
+    bound = BOUNDS[name]
+    if not bound.allows(value):
+        written = repr(value) if shown is None else shown
+        raise ConfigurationError(f"{written} is out of range: {name} must be {bound.describe()}")
+    return value
+
+
 def _checked_duration(
     setting: str, value: object, valid: str, ok: Callable[[float], bool], *, nullable: bool = False
 ) -> float | None:
@@ -91,54 +169,58 @@ def _checked_duration(
     if not ok(seconds):
         alternative = ", or None" if nullable else ""
         raise ConfigurationError(
-            f"{setting} must be a duration {valid}{alternative}, got {value!r}"
+            f"{setting} must be {valid}{alternative}, got {_validation.shown(value)}"
         )
     return seconds
 
 
+def _bounded_duration(
+    setting: str, value: object, bound: Bound, *, nullable: bool = False
+) -> float | None:
+    return _checked_duration(setting, value, bound.describe(), bound.allows, nullable=nullable)
+
+
 def _checked_int(
-    setting: str, value: object, low: int, high: int | None = None, *, nullable: bool = False
+    setting: str, value: object, bound: Bound, *, nullable: bool = False
 ) -> int | None:
     if value is None and nullable:
         return None
     # bool is an int subclass, but True as a batch size is a mistake, not a 1.
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= (high or value):
-        valid = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
+    if isinstance(value, bool) or not isinstance(value, int) or not bound.allows(value):
         alternative = ", or None" if nullable else ""
-        raise ConfigurationError(f"{setting} must be {valid}{alternative}, got {value!r}")
+        raise ConfigurationError(
+            f"{setting} must be {bound.describe()}{alternative}, got {_validation.shown(value)}"
+        )
     return value
 
 
-# setting: (lowest, highest or None, None allowed)
-_INT_RULES: dict[str, tuple[int, int | None, bool]] = {
-    "retries": (0, None, False),
-    "worker_batch_size": (1, 1000, False),
-    "prefetch": (0, 10000, False),
-    "pool_size": (1, None, True),
-    "error_alert_threshold": (1, None, False),
-    "restart_limit": (1, None, False),
-}
-# setting: (valid range as text, check, None allowed); heartbeat_interval depends on the lease.
-_DURATION_RULES: dict[str, tuple[str, Callable[[float], bool], bool]] = {
-    "expires": ("> 0 s", lambda s: s > 0, True),
-    "timeout": ("> 0 s", lambda s: s > 0, True),
-    "dead_letter_ttl": ("> 0 s", lambda s: s > 0, False),
-    "keep_completed": (">= 0 s", lambda s: s >= 0, True),
-    "lease": (">= 1 s", lambda s: s >= 1, False),
-    "poll_interval": ("> 0 s and <= 3600 s", lambda s: 0 < s <= HOUR, False),
-    "maintenance_interval": ("> 0 s", lambda s: s > 0, False),
-    "shutdown_grace": (">= 0 s", lambda s: s >= 0, False),
-    "max_backoff": ("> 0 s", lambda s: s > 0, False),
-    "error_window": ("> 0 s", lambda s: s > 0, False),
-    "restart_cooldown": (">= 0 s", lambda s: s >= 0, False),
-    "unrunnable_grace": (">= 0 s", lambda s: s >= 0, False),
-}
+_NULLABLE = frozenset({"pool_size", "expires", "timeout", "keep_completed"})
+_INT_RULES = (
+    "retries",
+    "worker_batch_size",
+    "prefetch",
+    "pool_size",
+    "error_alert_threshold",
+    "restart_limit",
+)
+# heartbeat_interval is checked apart: its bound is the lease.
+_DURATION_RULES = (
+    "expires",
+    "timeout",
+    "dead_letter_ttl",
+    "keep_completed",
+    "lease",
+    "poll_interval",
+    "maintenance_interval",
+    "shutdown_grace",
+    "max_backoff",
+    "error_window",
+    "restart_cooldown",
+    "unrunnable_grace",
+)
 _INT_SETTINGS = frozenset(_INT_RULES)
 _DURATION_SETTINGS = frozenset({*_DURATION_RULES, "heartbeat_interval"})
-_NULLABLE_SETTINGS = frozenset(
-    {"database_url", "heartbeat_interval"}
-    | {name for name, rule in {**_INT_RULES, **_DURATION_RULES}.items() if rule[2]}
-)
+_NULLABLE_SETTINGS = frozenset({"database_url", "heartbeat_interval", *_NULLABLE})
 
 
 def mask_password(url: str) -> str:
@@ -213,16 +295,18 @@ class Settings:
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
 
-        for name, (low, high, nullable) in _INT_RULES.items():
-            put(name, _checked_int(name, getattr(self, name), low, high, nullable=nullable))
-        for name, (valid, ok, nullable) in _DURATION_RULES.items():
-            put(name, _checked_duration(name, getattr(self, name), valid, ok, nullable=nullable))
+        for name in _INT_RULES:
+            value = getattr(self, name)
+            put(name, _checked_int(name, value, BOUNDS[name], nullable=name in _NULLABLE))
+        for name in _DURATION_RULES:
+            value = getattr(self, name)
+            put(name, _bounded_duration(name, value, BOUNDS[name], nullable=name in _NULLABLE))
         put("keep_completed", self.keep_completed or None)  # 0 s of retention is no retention
         lease = self.lease
         heartbeat = _checked_duration(
             "heartbeat_interval",
             self.heartbeat_interval,
-            f"> 0 s and < lease ({lease:g} s)",
+            f"a duration > 0 s and < lease ({lease:g} s)",
             lambda s: 0 < s < lease,
             nullable=True,
         )
@@ -327,6 +411,8 @@ def _from_text(name: str, text: str, source: str) -> Any:
         raise ConfigurationError(
             f"{source}={text!r} is not a boolean; use true/false, yes/no, on/off or 1/0"
         )
+    # What is valid, told beside a value that does not parse (e.g. a lease of "1e20").
+    valid = f"; {name} must be {BOUNDS[name].describe()}" if name in BOUNDS else ""
     try:
         if name in _INT_SETTINGS:
             return int(cleaned)
@@ -334,12 +420,12 @@ def _from_text(name: str, text: str, source: str) -> Any:
             return float(cleaned)
     except ValueError:
         kind = "an integer" if name in _INT_SETTINGS else "a number"
-        raise ConfigurationError(f"{source}={text!r} is not {kind}") from None
+        raise ConfigurationError(f"{source}={text!r} is not {kind}{valid}") from None
     if name in _DURATION_SETTINGS:
         try:
             return _to_seconds(cleaned, setting=source)
         except ConfigurationError:
-            raise ConfigurationError(f"{source}={text!r} is not {_DURATION_HELP}") from None
+            raise ConfigurationError(f"{source}={text!r} is not {_DURATION_HELP}{valid}") from None
     return cleaned
 
 
@@ -363,6 +449,7 @@ class QueueConfig:
 
     def __post_init__(self) -> None:
         try:
+            # the NFC form: a queue configured as "café" in NFD runs the NFC queue's jobs
             _validation.queue_name(self.name)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
@@ -372,6 +459,7 @@ class QueueConfig:
             raise ConfigurationError(f"{label}: workers must be an integer >= 1, got {workers!r}")
         if workers < 1:
             raise ConfigurationError(f"{label}: workers must be >= 1, got {workers}")
+        _checked_int(f"{label}: workers", workers, BOUNDS["workers"])
         if self.mode not in QUEUE_MODES:
             raise ConfigurationError(
                 f"{label}: mode must be one of {QUEUE_MODES}, got {self.mode!r}"
@@ -392,9 +480,9 @@ class QueueConfig:
                 f"limit={self.throttle_limit!r}, period={self.throttle_period!r}"
             )
         if self.throttle_limit is not None:
-            _checked_int(f"{label}: throttle limit", self.throttle_limit, 1)
-            period = _checked_duration(
-                f"{label}: throttle period", self.throttle_period, "> 0 s", lambda s: s > 0
+            _checked_int(f"{label}: throttle limit", self.throttle_limit, BOUNDS["throttle_limit"])
+            period = _bounded_duration(
+                f"{label}: throttle period", self.throttle_period, BOUNDS["throttle_period"]
             )
             object.__setattr__(self, "throttle_period", period)
 

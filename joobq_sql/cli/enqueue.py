@@ -18,7 +18,7 @@ import click
 from .._uuid7 import uuid7
 from ..errors import ConfigurationError, JoobQError
 from ..job import Job
-from ..settings import Settings, parse_duration
+from ..settings import Settings, check_bound, parse_duration
 from ..store.records import NewJob
 from ._apps import import_app
 from ._context import CliContext, json_option, pass_cli, queue_name
@@ -29,10 +29,13 @@ BATCH = 1000
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """The option's duration in seconds, within its range (settings.BOUNDS), the value named
+    as it was written when it is out of range."""
     if value is None:
         return None
+    name = param.name or "delay"
     try:
-        return parse_duration(value, setting="delay")
+        return check_bound(name, parse_duration(value, setting=name), shown=repr(value))
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param=param) from None
 

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
+from .. import _validation as check
 from ..store.base import Store
 
 logger = logging.getLogger("joobq_sql.heartbeat")
@@ -35,8 +36,12 @@ class Heartbeat:
     ) -> None:
         self.store = store
         self.worker_id = worker_id
-        self.lease = lease
-        self.interval = interval
+        # Checked here, not at the first beat: a lease no job row can hold would fail every
+        # renewal, and an interval no thread can wait on would kill this one (OverflowError).
+        self.lease = check.seconds(lease, what="lease", allow_zero=False)
+        self.interval = check.seconds(
+            interval, what="heartbeat interval", allow_zero=False, at_most=check.MAX_WAIT_SECONDS
+        )
         self._held_jids = held_jids
         self._on_lost = on_lost
         self._presence = presence
@@ -53,6 +58,11 @@ class Heartbeat:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """True while the renewal thread is alive (from start() until stop())."""
+        return self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -111,7 +121,9 @@ class Heartbeat:
         return options
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        # The wait is clamped too: `interval` is a public attribute, and a wait beyond
+        # threading.TIMEOUT_MAX raises in this thread, which would end the renewals for good.
+        while not self._stop.wait(min(self.interval, check.MAX_WAIT_SECONDS)):
             try:
                 self.beat()
             except Exception as exc:

@@ -41,6 +41,7 @@ class Duty(ABC):
             self.default_interval if interval is None else interval,
             what=f"{self.name} interval",
             allow_zero=False,
+            at_most=check.MAX_WAIT_SECONDS,  # the Maintainer's thread waits on it
         )
         self.limit = check.positive_int(limit, what=f"{self.name} limit")
         self.max_passes = check.positive_int(max_passes, what=f"{self.name} max_passes")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..._validation import MAX_WAIT_SECONDS
 from .duty import Duty
 
 #: Seconds before the first retry of a failed duty; it doubles per failure in a row, up to the
@@ -96,14 +97,16 @@ class Maintainer:
         return not self._thread.is_alive()
 
     def run_pending(self) -> float:
-        """Run every duty that is due now, in order; return seconds until the next is due."""
+        """Run every duty that is due now, in order; return seconds until the next is due
+        (at most MAX_WAIT_SECONDS, a wait any thread can make)."""
         with self._run_lock:
             for schedule in self._schedules:
                 if self._stop.is_set():
                     break
                 if schedule.due <= time.monotonic():
                     self._run(schedule)
-            return max(0.0, min(s.due for s in self._schedules) - time.monotonic())
+            wait = min(s.due for s in self._schedules) - time.monotonic()
+            return min(max(0.0, wait), MAX_WAIT_SECONDS)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per duty name: `runs` that succeeded, jobs `touched`, `errors` (failed runs, and
@@ -125,7 +128,14 @@ class Maintainer:
     def _loop(self) -> None:
         # Waiting on the event, never sleeping, is what lets stop() return at once.
         while not self._stop.is_set():
-            self._stop.wait(self.run_pending())
+            try:
+                wait = self.run_pending()
+            except Exception:  # not a duty's error (those are handled per duty): ours
+                self._log.exception(
+                    "the maintenance loop failed; retrying in %.1fs", ERROR_BACKOFF_START
+                )
+                wait = ERROR_BACKOFF_START
+            self._stop.wait(wait)
 
     def _run(self, schedule: _Schedule) -> None:
         duty = schedule.duty
