@@ -167,6 +167,7 @@ def test_every_numeric_setting_has_a_bound_it_takes_and_refuses_the_next_value_a
     numeric = {
         f.name for f in fields(Settings) if f.type in ("int", "float", "int | None", "float | None")
     }
+    assert {"retries", "lease", "dead_letter_ttl", "pool_size"} <= numeric, numeric
     # retry_jitter is a fraction in 0..1; heartbeat_interval's bound is the lease.
     numeric -= {"retry_jitter", "heartbeat_interval"}
     assert numeric <= BOUNDS.keys(), numeric - BOUNDS.keys()
