@@ -118,3 +118,44 @@ def test_the_web_command_without_an_app_serves_the_database(database_url: str) -
         process.wait(timeout=10)
         _out, err = process.communicate()
     assert f"serving on http://127.0.0.1:{port}/" in err
+
+
+def test_an_allowed_hosts_entry_that_is_not_a_host_name_is_bad_usage() -> None:
+    result = run_cli(None, "web", "--port", "0", "--allowed-hosts", "dash.example,http://x/")
+    assert_usage_error(result, "'--allowed-hosts'", "'http://x/' is not a host name")
+
+
+def test_the_web_command_answers_to_allowed_hosts_and_refuses_other_host_names(
+    database_url: str,
+) -> None:
+    port = free_port()
+    command = ["web", "--port", str(port), "--allowed-hosts", "dash.example"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "joobq_sql", *command, "--log-level", "warning"],
+        cwd=REPO_ROOT,
+        env=cli_env(database_url),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def health() -> int:
+            try:
+                return httpx.get(f"{base}/joobq/health/check").status_code
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                return 0
+
+        assert wait_until(health, timeout=30, what="the server to answer") == 200
+        allowed = httpx.get(f"{base}/joobq/queues", headers={"Host": f"dash.example:{port}"})
+        assert allowed.status_code == 200
+        refused = httpx.get(f"{base}/joobq/queues", headers={"Host": f"evil.example:{port}"})
+        assert refused.status_code == 403
+        assert "Host 'evil.example:" in refused.json()["error"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        process.communicate()

@@ -27,6 +27,14 @@ from ._errors import CliError
     "Default: the database of the global options.",
 )
 @click.option(
+    "--allowed-hosts",
+    metavar="NAMES",
+    help="Host names to answer to besides localhost, 127.0.0.1 and [::1], comma-separated "
+    "('*': any), e.g. for a dashboard behind a proxy. Without a token, any other Host header "
+    "is refused (DNS rebinding); with one, any is served unless this is given. "
+    "Default: $JOOBQ_ALLOWED_HOSTS.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -34,16 +42,22 @@ from ._errors import CliError
 )
 @pass_cli
 def command(
-    cli: CliContext, host: str, port: int, app_reference: str | None, log_level: str
+    cli: CliContext,
+    host: str,
+    port: int,
+    app_reference: str | None,
+    allowed_hosts: str | None,
+    log_level: str,
 ) -> None:
     """Serve the web app until interrupted.
 
     With $JOOBQ_API_TOKEN set, every request needs it (Authorization: Bearer <token>; the
     dashboard takes it once as ?token=...). Without a token the server only listens on a
-    loopback address.
+    loopback address, and answers only to this machine's Host names and --allowed-hosts.
     """
     try:
         from ..web.auth import check_bind, resolve_token
+        from ..web.hosts import resolve_allowed_hosts
         from ..web.server import serve
     except ImportError as exc:
         hint = "pip install 'joobq-sql[web]'"
@@ -53,10 +67,14 @@ def command(
         check_bind(host, token)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param_hint="'--host'") from None
+    try:
+        hosts = resolve_allowed_hosts(allowed_hosts)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--allowed-hosts'") from None
     app = _application(cli, app_reference)
     click.echo(f"joobq-sql web: serving on http://{_shown(host)}:{port}/", err=True)
     try:
-        serve(app, host=host, port=port, token=token, log_level=log_level)
+        serve(app, host=host, port=port, token=token, allowed_hosts=hosts, log_level=log_level)
     finally:
         app.close()
 

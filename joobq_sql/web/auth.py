@@ -8,6 +8,9 @@
 - Whatever the token, a POST or DELETE that a browser marks as coming from another site
   (Origin or Sec-Fetch-Site) is refused with 403, so a web page cannot make a visitor's browser
   retry, cancel or purge jobs on a dashboard it can reach.
+- Without a token, a request whose Host is not this machine's (or an allowed name) is refused
+  with 403 before these rules run, so a page cannot reach the dashboard by DNS rebinding
+  either (joobq_sql/web/hosts.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import ConfigurationError
+from .paths import route_path
 
 TOKEN_ENV = "JOOBQ_API_TOKEN"
 COOKIE = "joobq_session"
@@ -63,15 +67,6 @@ def check_bind(host: str, token: str | None) -> None:
 
 def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"joobq dashboard session", hashlib.sha256).hexdigest()
-
-
-def route_path(scope: Scope) -> str:
-    """The path below the app's mount point (Starlette's own rule)."""
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root) :] or "/"
-    return path
 
 
 class AuthMiddleware:

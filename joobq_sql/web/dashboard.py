@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from .api.queues import queue_overview
 from .api.schedules import schedule_rows
 from .context import blocking, web_context
 from .errors import ApiError
+from .paths import RawPathRoute
 from .throughput import Rate
 
 PAGE_SIZE = 50
@@ -34,7 +35,9 @@ def _templates() -> Jinja2Templates:
         autoescape=True,  # every value is HTML-escaped unless a template says otherwise
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters.update(age=format_age, when=format_when, pretty=pretty_json)
+    environment.filters.update(
+        age=format_age, when=format_when, pretty=pretty_json, segment=path_segment
+    )
     return Jinja2Templates(env=environment)
 
 
@@ -65,23 +68,40 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+def path_segment(value: Any) -> str:
+    """`value` as one URL path segment: every reserved character percent-encoded, '/' too,
+    so that "a/b" is one segment (a%2Fb) and "x/../victim" cannot be resolved by a browser
+    into another queue's URL. (Jinja's urlencode leaves '/' as it is.)"""
+    return quote(str(value), safe="")
+
+
 templates = _templates()
 
 
-def _render(request: Request, name: str, page: str, **context: Any) -> Response:
+def render_page(
+    request: Request,
+    name: str,
+    page: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """The template `name` in the dashboard's frame, `page` its active tab."""
     base = request.scope.get("root_path", "")
     return templates.TemplateResponse(
         request,
         name,
         {"base": base, "page": page, "refresh": REFRESH_SECONDS, **context},
-        headers={"Cache-Control": "no-store"},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
 async def overview(request: Request) -> Response:
     context = web_context(request)
     data = await blocking(_overview_data, context.app)
-    return _render(request, "overview.html", "overview", **data)
+    return render_page(request, "overview.html", "overview", **data)
 
 
 def _overview_data(app: JoobQ) -> dict[str, Any]:
@@ -117,7 +137,7 @@ async def jobs_page(request: Request) -> Response:
         limit=PAGE_SIZE + 1,
     )
     queues = sorted((await blocking(store.queue_stats)).keys())
-    return _render(
+    return render_page(
         request,
         "jobs.html",
         "jobs",
@@ -143,7 +163,7 @@ async def dead_page(request: Request) -> Response:
     )
     stats = await blocking(store.queue_stats)
     dead_queues = {name: s.dead for name, s in sorted(stats.items()) if s.dead}
-    return _render(
+    return render_page(
         request,
         "dead.html",
         "dead",
@@ -159,12 +179,12 @@ async def job_page(request: Request) -> Response:
     record = await blocking(web_context(request).store.get_job, jid)
     if record is None:
         raise ApiError(404, f"no job with jid {jid}")
-    return _render(request, "job.html", "jobs", job=record)
+    return render_page(request, "job.html", "jobs", job=record)
 
 
 async def schedules_page(request: Request) -> Response:
     rows = await blocking(schedule_rows, web_context(request).app)
-    return _render(request, "schedules.html", "schedules", schedules=rows)
+    return render_page(request, "schedules.html", "schedules", schedules=rows)
 
 
 def _filters(request: Request) -> dict[str, str | None]:
@@ -190,9 +210,9 @@ def _pager(request: Request, page: int, *, has_next: bool) -> dict[str, str | in
 
 def dashboard_routes() -> list[Route]:
     return [
-        Route("/", overview, methods=["GET"]),
-        Route("/jobs", jobs_page, methods=["GET"]),
-        Route("/jobs/{jid}", job_page, methods=["GET"]),
-        Route("/dead", dead_page, methods=["GET"]),
-        Route("/schedules", schedules_page, methods=["GET"]),
+        RawPathRoute("/", overview, methods=["GET"]),
+        RawPathRoute("/jobs", jobs_page, methods=["GET"]),
+        RawPathRoute("/jobs/{jid}", job_page, methods=["GET"]),
+        RawPathRoute("/dead", dead_page, methods=["GET"]),
+        RawPathRoute("/schedules", schedules_page, methods=["GET"]),
     ]

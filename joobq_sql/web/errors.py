@@ -78,5 +78,7 @@ def _describe(request: Request, exc: HTTPException) -> str:
         allowed = (exc.headers or {}).get("Allow", "")
         return f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
     if exc.status_code == 404:
-        return f"nothing at {request.url.path}"
+        # As sent: the decoded path would show a%2Fb as a/b, a path the client did not ask for.
+        raw = request.scope.get("raw_path")
+        return f"nothing at {raw.decode('latin-1') if isinstance(raw, bytes) else request.url.path}"
     return str(exc.detail)

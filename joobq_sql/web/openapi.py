@@ -14,9 +14,9 @@ from .api.enqueue import DELAY_RANGE, MAX_QUEUE_LENGTH, PRIORITY_RANGE, RETRIES_
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
-    400: "The body is not a JSON object",
+    400: "The body is not a JSON object, or the path or query string is not UTF-8",
     401: "Missing or wrong bearer token",
-    403: "Cross-site request refused",
+    403: "Cross-site request refused, or a Host name this server does not answer to",
     404: "Not found",
     409: "The job is in a state that does not allow this",
     413: "The body is too large",
@@ -77,7 +77,7 @@ def _operation(endpoint: ApiEndpoint) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
         "operationId": endpoint.endpoint.__name__,
-        "responses": {str(code): _response(code) for code in sorted({*endpoint.statuses, 401})},
+        "responses": {str(code): _response(code) for code in sorted(_statuses(endpoint))},
     }
     if parameters:
         operation["parameters"] = parameters
@@ -87,6 +87,12 @@ def _operation(endpoint: ApiEndpoint) -> dict[str, Any]:
             "content": {"application/json": {"schema": ENQUEUE_BODY}},
         }
     return operation
+
+
+def _statuses(endpoint: ApiEndpoint) -> set[int]:
+    """The endpoint's own statuses, and those any request may meet: 400 (a path or query that
+    is not UTF-8), 401 (the token), 403 (cross-site, the Host), 503 (no database)."""
+    return {*endpoint.statuses, 400, 401, 403, *((503,) if endpoint.database else ())}
 
 
 def _response(code: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,15 +21,17 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     token: str | None = None,
+    allowed_hosts: Iterable[str] | str | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve the web app until interrupted. A non-loopback `host` needs a token
-    (ConfigurationError otherwise)."""
+    (ConfigurationError otherwise); `allowed_hosts` as in create_app."""
     import uvicorn
 
     token = resolve_token(token)
     check_bind(host, token)
-    uvicorn.run(create_app(app, token=token), host=host, port=port, log_level=log_level)
+    asgi = create_app(app, token=token, allowed_hosts=allowed_hosts)
+    uvicorn.run(asgi, host=host, port=port, log_level=log_level)
 
 
 class BackgroundServer:
@@ -85,14 +88,14 @@ def serve_in_background(
     host: str = "127.0.0.1",
     port: int = 8080,
     token: str | None = None,
+    allowed_hosts: Iterable[str] | str | None = None,
     log_level: str = "warning",
 ) -> BackgroundServer:
     """Start serving the web app in a background thread and return the running server (port 0:
     any free port; see `.url`). Call it before ``app.run()`` so that the perform histograms
-    see the workers."""
+    see the workers. `allowed_hosts` as in create_app."""
     token = resolve_token(token)
     check_bind(host, token)
-    server = BackgroundServer(
-        create_app(app, token=token), host=host, port=port, log_level=log_level
-    )
+    asgi = create_app(app, token=token, allowed_hosts=allowed_hosts)
+    server = BackgroundServer(asgi, host=host, port=port, log_level=log_level)
     return server.start()

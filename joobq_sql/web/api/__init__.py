@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..paths import RawPathRoute
 from . import enqueue, errors, health, jobs, queues, registry, schedules
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -40,6 +41,8 @@ class ApiEndpoint:
     summary: str
     query: dict[str, tuple[str, dict[str, Any]]] | None = None
     statuses: tuple[int, ...] = (200,)
+    #: False for an endpoint that answers from this process alone: it cannot answer 503.
+    database: bool = True
 
 
 ENDPOINTS: tuple[ApiEndpoint, ...] = (
@@ -48,7 +51,8 @@ ENDPOINTS: tuple[ApiEndpoint, ...] = (
     ApiEndpoint("GET", "/joobq/jobs", jobs.list_jobs, "Search jobs, newest first",
                 {**PAGE, "status": STATUS, "job_type": JOB_TYPE}, (200, 422)),
     ApiEndpoint("GET", "/joobq/jobs/registry", registry.job_registry,
-                "Job types this process knows, with the JSON schema of their args"),
+                "Job types this process knows, with the JSON schema of their args",
+                database=False),
     ApiEndpoint("GET", "/joobq/jobs/retrying", jobs.retrying_jobs,
                 "Jobs waiting for a retry", PAGE, (200, 422)),
     ApiEndpoint("GET", "/joobq/jobs/dead", jobs.dead_jobs, "The dead letter", PAGE, (200, 422)),
@@ -94,7 +98,8 @@ def api_routes() -> list[Route]:
     for e in ENDPOINTS:
         by_path.setdefault(e.path, {})[e.method] = e.endpoint
     return [
-        Route(path, _by_method(methods), methods=list(methods)) for path, methods in by_path.items()
+        RawPathRoute(path, _by_method(methods), methods=list(methods))
+        for path, methods in by_path.items()
     ]
 
 

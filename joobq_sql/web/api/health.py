@@ -8,8 +8,8 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...settings import mask_password
 from ..context import blocking, web_context
+from ..unavailable import retry_after, unreachable_reason
 
 #: Longest the check waits for the database before it answers 503.
 HEALTH_TIMEOUT = 5.0
@@ -23,8 +23,7 @@ async def health_check(request: Request) -> Response:
     except TimeoutError:
         return _unavailable(f"the database did not answer within {HEALTH_TIMEOUT:g} s")
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        return _unavailable(mask_password(f"{type(exc).__name__}: {first_line}"))
+        return _unavailable(unreachable_reason(exc))
     return JSONResponse(
         {
             "status": "ok",
@@ -39,5 +38,5 @@ def _unavailable(reason: str) -> Response:
     return JSONResponse(
         {"status": "unavailable", "database": "unreachable", "error": reason},
         status_code=503,
-        headers={"Retry-After": "5"},
+        headers=retry_after(),
     )

@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ...store.records import QueueStats
 from ..context import WebContext, blocking, web_context
+from ..unavailable import DATABASE_UNAVAILABLE, retry_after, unreachable_reason
 from .database import DatabaseHealth, database_health
 from .exposition import CONTENT_TYPE, Family, render
 
@@ -85,7 +86,12 @@ async def metrics(request: Request) -> Response:
     try:
         stats, paused, health = await blocking(_collect, context)
     except Exception as exc:
-        return PlainTextResponse(f"cannot read the database: {type(exc).__name__}", status_code=503)
+        reason = (
+            unreachable_reason(exc)
+            if isinstance(exc, DATABASE_UNAVAILABLE)
+            else f"cannot read the database: {type(exc).__name__}"
+        )
+        return PlainTextResponse(reason, status_code=503, headers=retry_after())
     families = [
         *queue_families(stats, paused),
         *database_families(health),

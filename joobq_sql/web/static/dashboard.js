@@ -26,7 +26,9 @@
     busy = true;
     try {
       const response = await fetch(location.href, { credentials: "same-origin" });
-      if (!response.ok) return;
+      // A 503 is the page that says the database is unreachable: shown, and replaced by the
+      // real page again on the first refresh after the database is back.
+      if (!response.ok && response.status !== 503) return;
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const fresh = page.getElementById("content");
       if (fresh) document.getElementById("content").replaceChildren(...fresh.childNodes);
