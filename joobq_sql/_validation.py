@@ -35,42 +35,125 @@ _DURATION_WORDS = (
 )
 
 
+# -- names: queue names, job types, schedule names, unique keys --------------------------------
+#
+# A name is what an operator types and reads, so two names that look alike must be one name,
+# and a name must be visible. Every name is NFC-normalised (so "café" typed as e + U+0301 and
+# as é is one queue), and refused when it is blank, padded with whitespace, holds a character
+# that shows as nothing or controls the display, or starts with a combining mark (which has
+# nothing to combine with). Anything else is allowed, quotes and semicolons included: names
+# only ever travel as SQL parameters.
+
+#: Characters whose category is a letter, mark or symbol but that show as nothing: the Hangul
+#: fillers, the blank Braille pattern, the combining grapheme joiner and the Khmer inherent
+#: vowels (the invisible default-ignorable letters; variation selectors stay allowed, emoji
+#: need them).
+INVISIBLE_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
+#: Categories no name may hold: controls, format characters (zero widths, bidi overrides),
+#: surrogates, private use, unassigned code points, line and paragraph separators, and every
+#: space but U+0020 (which may only stand inside a name).
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+_UNNAMED = {
+    "Cs": "(a surrogate)",
+    "Co": "(a private-use character)",
+    "Cn": "(unassigned)",
+}
+
+
+def character_name(ch: str) -> str:
+    """A character as messages name it: 'U+2028 LINE SEPARATOR', 'U+E000 (a private-use
+    character)'; a C0 or C1 control, which has no name, as 'U+001B'."""
+    category = unicodedata.category(ch)
+    name = unicodedata.name(ch, "") or _UNNAMED.get(category, "")
+    return f"U+{ord(ch):04X} {name}".rstrip()
+
+
 @functools.lru_cache(maxsize=4096)
 def _has_control_characters(text: str) -> bool:
-    # Cached: the same few queue names and job types are checked for every job enqueued.
+    # The rule names were written under before the visible-name rule (see `existing`).
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
 
 
-def queue_name(value: object, *, what: str = "queue name") -> str:
-    """Return a valid queue name: 1..100 characters, no control characters.
+@functools.lru_cache(maxsize=4096)
+def _name_problem(value: str) -> str | None:
+    """What makes the NFC name `value` unfit, or None. Cached: the same few names are checked
+    for every job enqueued."""
+    stripped = value.strip()  # str.strip knows every Unicode whitespace, U+2028 included
+    if not stripped:
+        return f"is blank ({character_name(value[0])}); use visible characters"
+    if stripped != value:
+        side, ch = ("starts", value[0]) if value[0] != stripped[0] else ("ends", value[-1])
+        return f"{side} with {character_name(ch)}; remove the surrounding whitespace"
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf"):  # C0/C1 controls, and format controls (bidi, zero width)
+            return f"contains control characters ({character_name(ch)}); use visible characters"
+        if ch != " " and (ch in INVISIBLE_CHARACTERS or category in _REFUSED_CATEGORIES):
+            return f"contains {character_name(ch)}; use visible characters"
+    if unicodedata.category(value[0]).startswith("M"):
+        return (
+            f"starts with {character_name(value[0])}, a combining mark with no character "
+            "to combine with; use visible characters"
+        )
+    return None
 
-    Any other character, quotes and semicolons included, is allowed: names only ever travel as
-    SQL parameters.
+
+def _shown_name(value: str) -> str:
+    """`value` quoted for a message, with what would show as nothing written as an escape."""
+    text = repr(value)
+    for ch in set(value) & INVISIBLE_CHARACTERS:
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    if value and unicodedata.category(value[0]).startswith("M") and text[1] == value[0]:
+        text = f"{text[0]}\\u{ord(value[0]):04x}{text[2:]}"  # it would sit on the quote
+    return text
+
+
+def _name(value: str, *, what: str, limit: int, existing: bool) -> str:
+    """The checked, NFC form of the name `value` (a str, checked by the caller)."""
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    # NFC only ever shortens; the bound on the raw length keeps a huge value cheap to refuse.
+    normal = value if len(value) > 4 * limit else unicodedata.normalize("NFC", value)
+    if len(normal) > limit:
+        raise ValueError(
+            f"{what} {normal[:20]!r}... is {len(normal)} characters long; "
+            f"at most {limit} are allowed"
+        )
+    problem = _name_problem(normal)
+    if problem is None:
+        return normal
+    if existing and not _has_control_characters(value):
+        # Looking up rows written before this rule: its name is found as it was stored.
+        return value
+    raise ValueError(f"{what} {_shown_name(value)} {problem}")
+
+
+def queue_name(value: object, *, what: str = "queue name", existing: bool = False) -> str:
+    """Return the NFC form of a queue name: 1..100 visible characters (see above).
+
+    With `existing`, a name only looked up by (a filter, resuming a queue) may also be one
+    that rows written before this rule hold, such as 'hr ': it is returned as given, so those
+    rows stay listable and operable. No new row, queue or pause is ever written under it.
     """
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
-    if not value:
-        raise ValueError(f"{what} must not be empty")
-    if len(value) > MAX_QUEUE_NAME_LENGTH:
-        raise ValueError(
-            f"{what} {value[:20]!r}... is {len(value)} characters long; "
-            f"at most {MAX_QUEUE_NAME_LENGTH} are allowed"
-        )
-    if _has_control_characters(value):
-        raise ValueError(f"{what} {value!r} contains control characters; use printable text")
-    return value
+    return _name(value, what=what, limit=MAX_QUEUE_NAME_LENGTH, existing=existing)
 
 
-def job_type(value: object) -> str:
-    """Return a valid job_type tag (same rules as queue names, 200 characters at most)."""
-    if not isinstance(value, str) or not value or len(value) > MAX_JOB_TYPE_LENGTH:
+def job_type(value: object, *, existing: bool = False) -> str:
+    """Return the NFC form of a job_type tag (the rules of queue names, 200 characters at
+    most; `existing` as for queue_name)."""
+    if not isinstance(value, str) or not value:
         raise ValueError(
             f"job_type {value!r} is invalid: it must be a non-empty str of at most "
             f"{MAX_JOB_TYPE_LENGTH} characters"
         )
-    if _has_control_characters(value):
-        raise ValueError(f"job_type {value!r} contains control characters")
-    return value
+    return _name(value, what="job_type", limit=MAX_JOB_TYPE_LENGTH, existing=existing)
+
+
+def schedule_name(value: object) -> str:
+    """Return the NFC form of a schedule name (the rules of queue names)."""
+    return queue_name(value, what="schedule name")
 
 
 def worker_id(value: object) -> str:
@@ -200,9 +283,11 @@ MAX_UNIQUE_KEY_LENGTH = 1000
 
 
 def unique_key(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_UNIQUE_KEY_LENGTH:
+    """Return the NFC form of a unique key: the rules of names, 1000 characters at most, so
+    that keys that look alike are one key."""
+    if not isinstance(value, str) or not value:
         raise ValueError(
             f"unique_key {value!r} is invalid: it must be a non-empty str of at most "
             f"{MAX_UNIQUE_KEY_LENGTH} characters"
         )
-    return value
+    return _name(value, what="unique_key", limit=MAX_UNIQUE_KEY_LENGTH, existing=False)

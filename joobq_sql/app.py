@@ -266,7 +266,10 @@ class JoobQ:
     ) -> Schedule:
         if not (isinstance(job_class, type) and issubclass(job_class, Job)):
             raise ConfigurationError(f"a schedule needs a Job subclass, got {job_class!r}")
-        name = check.queue_name(options["name"], what="schedule name")
+        try:  # its NFC form: "café" however typed is one schedule
+            name = options["name"] = check.schedule_name(options["name"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from None
         if name in self.schedules:
             raise ConfigurationError(
                 f"schedule {name!r} is defined twice; give one of them name='...'"

@@ -102,7 +102,10 @@ class Job:
         _check_class_options(cls)
         if "job_type" not in cls.__dict__:
             cls.job_type = cls.__name__
-        check.job_type(cls.job_type)
+        try:
+            cls.job_type = check.job_type(cls.job_type)  # its NFC form is the stored tag
+        except ValueError as exc:
+            raise JobDefinitionError(f"{cls.__qualname__}: {exc}") from None
         cls._field_types = None
         try:
             hints = typing.get_type_hints(cls)
@@ -438,6 +441,8 @@ def _is_classvar(annotation: Any) -> bool:
 def _check_class_options(cls: type[Job]) -> None:
     name = cls.__qualname__
     try:
+        if "queue" in cls.__dict__:  # its NFC form: the queue it names is the stored one
+            cls.queue = check.queue_name(cls.queue, what=f"{name}.queue")
         check.queue_name(cls.queue, what=f"{name}.queue")
         check.non_negative_int(cls.retries, what=f"{name}.retries")
         check.priority(cls.priority)

@@ -291,7 +291,8 @@ class Settings:
             )
         try:
             validate_schema_name(self.schema)
-            _validation.queue_name(self.default_queue, what="default_queue")
+            default_queue = _validation.queue_name(self.default_queue, what="default_queue")
+            object.__setattr__(self, "default_queue", default_queue)  # its NFC form
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
 
@@ -450,7 +451,7 @@ class QueueConfig:
     def __post_init__(self) -> None:
         try:
             # the NFC form: a queue configured as "café" in NFD runs the NFC queue's jobs
-            _validation.queue_name(self.name)
+            object.__setattr__(self, "name", _validation.queue_name(self.name))
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         label = f"queue {self.name!r}"

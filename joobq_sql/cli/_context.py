@@ -149,13 +149,40 @@ pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
 
 def queue_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A --queue value, checked as the store checks it, so a bad one is bad usage (exit 2)."""
+    """A queue a command writes under (enqueue, pause), checked and NFC-normalised as the store
+    does it, so a bad one is bad usage (exit 2)."""
+    return _checked_name(param, value, kind="queue", existing=False)
+
+
+def existing_queue_name(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A queue a command only looks rows up by (a filter, resume): a name that rows written
+    before the visible-name rule hold, such as 'hr ', is taken as given."""
+    return _checked_name(param, value, kind="queue", existing=True)
+
+
+def job_type_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A job type a command writes (enqueue JOB_TYPE), checked and NFC-normalised."""
+    return _checked_name(param, value, kind="job_type", existing=False)
+
+
+def existing_job_type(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A job type a command only looks rows up by (--type)."""
+    return _checked_name(param, value, kind="job_type", existing=True)
+
+
+def _checked_name(
+    param: click.Parameter, value: str | None, *, kind: str, existing: bool
+) -> str | None:
     from .. import _validation
 
     if value is None:
         return None
     try:
-        return _validation.queue_name(value)
+        if kind == "job_type":
+            return _validation.job_type(value, existing=existing)
+        return _validation.queue_name(value, existing=existing)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param=param) from None
 

@@ -21,6 +21,15 @@ USAGE = 2
 _PASSWORD_FAILED = re.compile(r'password authentication failed for user "([^"]*)"')
 _NO_DATABASE = re.compile(r'database "([^"]*)" does not exist')
 _NO_ROLE = re.compile(r'role "([^"]*)" does not exist')
+#: libpq's refusals of the connection string itself, before it reaches any server: a bad
+#: option value (sslmode=bogus), an unknown option, a malformed URI.
+_BAD_CONNINFO = re.compile(
+    r'invalid \S+ value: "[^"]*"|invalid connection option "[^"]*"'
+    r'|invalid URI query parameter: "[^"]*"|invalid integer value "[^"]*" for connection option'
+    r'|invalid (?:port number|percent-encoded token)|missing "=" after'
+    r"|unterminated quoted string in connection info string"
+    r"|unexpected spaces found in|bad value for \S+: '[^']*'"
+)
 
 
 class CliError(click.ClickException):
@@ -33,7 +42,9 @@ class CliError(click.ClickException):
         super().__init__(one_line(mask_password(message)))
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file, err=file is None)
+        from ._output import echo  # a message may quote the database's text: made safe
+
+        echo(f"error: {self.format_message()}", file=file, err=file is None)
 
 
 def one_line(text: str) -> str:
@@ -93,6 +104,10 @@ def _database_error(exc: BaseException, *, where: str, source: str) -> CliError:
         )
     if match := _NO_ROLE.search(message):
         return CliError(f'role "{match[1]}" does not exist on {where}; fix the user in {source}')
+    if getattr(exc, "sqlstate", None) is None and (match := _BAD_CONNINFO.search(message)):
+        # The client refused the URL before connecting anywhere (no server's SQLSTATE):
+        # whether a server runs there is moot.
+        return CliError(f"the database URL in {source} is not valid ({match[0]}); fix it")
     if isinstance(exc, psycopg.OperationalError):
         return CliError(
             f"cannot connect to PostgreSQL at {where} ({_reason(message)}); "

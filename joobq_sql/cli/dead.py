@@ -8,7 +8,7 @@ from uuid import UUID
 import click
 
 from ..status import JobStatus
-from ._context import CliContext, json_option, pass_cli, queue_name
+from ._context import CliContext, existing_queue_name, json_option, pass_cli
 from ._output import emit_json, progress_bar
 from .jobs import print_records, report_unchanged
 
@@ -21,7 +21,7 @@ def command() -> None:
 
 
 @command.command(name="list")
-@click.option("--queue", callback=queue_name, help="Only this queue.")
+@click.option("--queue", callback=existing_queue_name, help="Only this queue.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 @json_option
@@ -37,7 +37,7 @@ def list_dead(cli: CliContext, queue: str | None, limit: int, offset: int) -> No
 @command.command()
 @click.argument("jids", nargs=-1, type=click.UUID)
 @click.option("--all", "everything", is_flag=True, help="Retry every dead job (of --queue).")
-@click.option("--queue", callback=queue_name, help="With --all: only this queue.")
+@click.option("--queue", callback=existing_queue_name, help="With --all: only this queue.")
 @json_option
 @pass_cli
 def retry(cli: CliContext, jids: tuple[UUID, ...], everything: bool, queue: str | None) -> None:
@@ -66,7 +66,7 @@ def retry(cli: CliContext, jids: tuple[UUID, ...], everything: bool, queue: str 
 
 
 @command.command()
-@click.option("--queue", callback=queue_name, help="Only this queue.")
+@click.option("--queue", callback=existing_queue_name, help="Only this queue.")
 @click.option(
     "--expired-only", is_flag=True, help="Only those past their purge time (what maintenance does)."
 )

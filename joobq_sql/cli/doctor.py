@@ -33,7 +33,7 @@ import click
 from ..store.postgres.schema import validate_schema_name
 from ._context import CliContext, json_option, pass_cli
 from ._errors import CliError
-from ._output import age, emit_json, print_table, when
+from ._output import age, emit_json, print_table, safe_text, when
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,9 +115,9 @@ def command(
     finally:
         store.close()
     if cli.json:
-        emit_json(report)
+        emit_json(report)  # JSON escapes every control character itself
     else:
-        _print(report)
+        _print(_shown(report))
     if report["problems"]:
         raise CliError("; ".join(report["problems"]))
 
@@ -197,11 +197,7 @@ def diagnose(
         who = f"pid {pinning['pid']}" if pinning["pid"] is not None else "a prepared transaction"
         jobs_table = report.get("jobs_table") or {}
         dead = f" ({jobs_table['dead_tuples']} dead tuples now)" if jobs_table else ""
-        fix = (
-            f"SELECT pg_terminate_backend({pinning['pid']})"
-            if pinning["pid"] is not None
-            else f"ROLLBACK PREPARED '{pinning['application_name']}'"
-        )
+        fix = _ending_advice(store, pinning)
         problems.append(
             f"a transaction has been open for {age(pinning['age_s'])} ({who}, "
             f"{pinning['state']}, application {pinning['application_name']!r}, user "
@@ -210,6 +206,28 @@ def diagnose(
         )
     report["ok"] = not problems
     return report
+
+
+def _ending_advice(store: Any, pinning: dict[str, Any]) -> str:
+    """How to end the transaction `pinning`, as SQL to paste: its values quoted by psycopg on
+    a connection of the database (a gid is any text, quotes and semicolons included). A gid
+    that holds control characters is named, not offered as SQL: no terminal shows it as it is,
+    so what an operator copies from the screen would not be it."""
+    from psycopg import sql
+
+    if pinning["pid"] is not None:
+        statement = sql.SQL("SELECT pg_terminate_backend({})").format(sql.Literal(pinning["pid"]))
+    else:
+        gid = str(pinning["application_name"])
+        if safe_text(gid, one_line=True) != gid:
+            return (
+                f"roll back the prepared transaction {gid!r}: its gid holds control "
+                "characters, so take it from pg_prepared_xacts for ROLLBACK PREPARED "
+                "rather than typing it"
+            )
+        statement = sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid))
+    with store.engine.connect() as conn:
+        return statement.as_string(conn.connection.driver_connection)
 
 
 def _advice(settings: dict[str, Any]) -> list[str]:
@@ -264,6 +282,18 @@ def _queues(store: Any) -> list[dict[str, Any]]:
         }
         for s in store.queue_stats().values()
     ]
+
+
+def _shown(value: Any) -> Any:
+    """The report with every text in it safe for a terminal (safe_text): the database's text
+    (queue names, worker ids, transaction ids) must not drive the terminal."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {key: _shown(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown(item) for item in value]
+    return value
 
 
 def _print(report: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from ..job import Job
 from ..settings import Settings, check_bound, parse_duration
 from ..store.records import NewJob
 from ._apps import import_app
-from ._context import CliContext, json_option, pass_cli, queue_name
+from ._context import CliContext, job_type_name, json_option, pass_cli, queue_name
 from ._errors import CliError
 from ._output import emit_json, progress_bar
 
@@ -70,7 +70,7 @@ def _args_object(text: str, what: str) -> dict[str, Any]:
 
 
 @click.command(name="enqueue", short_help="Enqueue a job, or many from a file.")
-@click.argument("job_type")
+@click.argument("job_type", callback=job_type_name)
 @click.option("--args", "args_text", metavar="JSON", help="The job's args, a JSON object.")
 @click.option(
     "--file",

@@ -15,9 +15,9 @@ import click
 
 from ..status import JobStatus
 from ..store.records import JobRecord
-from ._context import CliContext, json_option, pass_cli, queue_name
+from ._context import CliContext, existing_job_type, existing_queue_name, json_option, pass_cli
 from ._errors import CliError
-from ._output import emit_json, print_table, when
+from ._output import echo, emit_json, print_table, safe_text, when
 
 STATUSES = [status.value for status in JobStatus]
 
@@ -25,8 +25,14 @@ STATUSES = [status.value for status in JobStatus]
 def list_options(function: Any) -> Any:
     for decorator in reversed(
         [
-            click.option("--queue", callback=queue_name, help="Only this queue."),
-            click.option("--type", "job_type", metavar="JOB_TYPE", help="Only this job type."),
+            click.option("--queue", callback=existing_queue_name, help="Only this queue."),
+            click.option(
+                "--type",
+                "job_type",
+                callback=existing_job_type,
+                metavar="JOB_TYPE",
+                help="Only this job type.",
+            ),
             click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True),
             click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True),
         ]
@@ -131,10 +137,12 @@ def show(cli: CliContext, jid: UUID) -> None:
     for number, error in enumerate(errors, start=1):
         attempt = f" (run {error['attempt']})" if error.get("attempt") is not None else ""
         kind = f"{error['error_class']}: " if error.get("error_class") else ""
-        click.echo(f"error {number} of {len(errors)}{attempt}: {kind}{error.get('message', '')}")
+        # One line per error, whatever its message holds: a newline in it cannot fake another.
+        text = safe_text(f"{kind}{error.get('message', '')}", one_line=True)
+        echo(f"error {number} of {len(errors)}{attempt}: {text}")
         if error.get("backtrace"):
             for line in str(error["backtrace"]).splitlines()[-6:]:
-                click.echo(f"    {line}")
+                echo(f"    {safe_text(line, one_line=True)}")
 
 
 def report_unchanged(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._context import CliContext, json_option, pass_cli, queue_name
+from ._context import CliContext, existing_queue_name, json_option, pass_cli, queue_name
 from ._output import age, emit_json, print_table
 
 
@@ -56,7 +56,7 @@ def pause(cli: CliContext, queue: str) -> None:
 
 
 @command.command()
-@click.argument("queue", callback=queue_name)
+@click.argument("queue", callback=existing_queue_name)  # a queue paused under an old name too
 @json_option
 @pass_cli
 def resume(cli: CliContext, queue: str) -> None:

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from ..app import JoobQ
 from ._apps import import_app
 from ._context import CliContext, check_migrated, pass_cli, start_embedded
+from ._output import SafeLogFormatter
 from ._supervisor import supervise
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -72,11 +73,10 @@ def command(
         app.close()  # the children connect on their own; hold no idle connection here
         ctx.exit(supervise(_child_argv(cli, app_reference, queues, threads, log_level), processes))
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=log_level.upper(),
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        # Its lines may quote the database's text (a job type, an error): made terminal-safe.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=log_level.upper(), handlers=[handler])
     if threads is not None:
         for name in names or list(app.queues):
             app.queues[name] = dataclasses.replace(app.queues[name], workers=threads)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import _validation as check
 from ..errors import ConfigurationError
 from .cron import CronExpression
 from .intervals import UNIX_EPOCH, interval_ticks, parse_interval
@@ -40,6 +41,10 @@ class Schedule:
     cron: CronExpression | None = field(default=None)
 
     def __post_init__(self) -> None:
+        try:  # its NFC form, under the rules of names (_validation.py), however it was built
+            object.__setattr__(self, "name", check.schedule_name(self.name))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from None
         if self.misfire not in MISFIRE_POLICIES:
             raise ConfigurationError(
                 f"schedule {self.name!r}: misfire must be one of {MISFIRE_POLICIES}, "

@@ -292,7 +292,7 @@ class MemoryStore(MemoryOperations, Store):
         lease: float | None = None,
         started: bool | None = None,
     ) -> list[JobRecord]:
-        check.queue_name(queue)
+        queue = check.queue_name(queue, existing=True)
         check.worker_id(worker_id)
         check.positive_int(limit, what="limit")
         checked_started(started)
@@ -355,7 +355,7 @@ class MemoryStore(MemoryOperations, Store):
         wanted = None if jids is None else set(_require(jids, UUID, "release_jobs"))
         kept = None if keep is None else set(_require(keep, UUID, "release_jobs"))
         if queue is not None:
-            check.queue_name(queue)
+            queue = check.queue_name(queue, existing=True)
         if limit is not None:
             check.non_negative_int(limit, what="limit")
 
@@ -511,7 +511,7 @@ class MemoryStore(MemoryOperations, Store):
 
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
         if queue is not None:
-            check.queue_name(queue)
+            queue = check.queue_name(queue, existing=True)
         check.positive_int(limit, what="limit")
         ttl = timedelta(seconds=self.dead_letter_ttl_seconds)
         with self._lock:
@@ -677,7 +677,7 @@ class MemoryStore(MemoryOperations, Store):
             return None if row is None else self._out(row)
 
     def list_queue(self, queue: str, *, offset: int, limit: int) -> list[JobRecord]:
-        check.queue_name(queue)
+        queue = check.queue_name(queue, existing=True)
         check.non_negative_int(offset, what="offset")
         check.positive_int(limit, what="limit")
         with self._lock:
@@ -685,7 +685,7 @@ class MemoryStore(MemoryOperations, Store):
             return [self._out(r) for r in rows]
 
     def count_jobs(self, queue: str, status: JobStatus, *, due_only: bool = False) -> int:
-        check.queue_name(queue)
+        queue = check.queue_name(queue, existing=True)
         status = JobStatus(status)
         with self._lock:
             now = self.now()
@@ -701,7 +701,7 @@ class MemoryStore(MemoryOperations, Store):
             return sum(1 for jid in unique if self._jobs.pop(jid, None) is not None)
 
     def clear_waiting(self, queue: str) -> int:
-        check.queue_name(queue)
+        queue = check.queue_name(queue, existing=True)
         with self._lock:
             waiting = self._waiting(queue)
             for row in waiting:

@@ -81,10 +81,10 @@ class MemoryOperations:
         limit: int = 50,
     ) -> list[JobRecord]:
         if queue is not None:
-            check.queue_name(queue)
+            queue = check.queue_name(queue, existing=True)
         wanted = None if status is None else JobStatus(status)
         if job_type is not None:
-            check.job_type(job_type)
+            job_type = check.job_type(job_type, existing=True)
         check.non_negative_int(offset, what="offset")
         check.positive_int(limit, what="limit")
         with self._lock:
@@ -141,7 +141,7 @@ class MemoryOperations:
 
     def retry_dead(self, *, queue: str | None = None, limit: int = 1000) -> list[UUID]:
         if queue is not None:
-            check.queue_name(queue)
+            queue = check.queue_name(queue, existing=True)
         check.positive_int(limit, what="limit")
         with self._lock:
             now = self.now()
@@ -201,7 +201,7 @@ class MemoryOperations:
 
     def delete_dead(self, *, queue: str | None = None, limit: int = 1000) -> int:
         if queue is not None:
-            check.queue_name(queue)
+            queue = check.queue_name(queue, existing=True)
         check.positive_int(limit, what="limit")
         with self._lock:
             rows = self._select(
@@ -214,14 +214,14 @@ class MemoryOperations:
             return len(rows)
 
     def pause_queue(self, queue: str) -> bool:
-        check.queue_name(queue)
+        queue = check.queue_name(queue)
         with self._lock:
             was_running = queue not in self._paused
             self._paused.add(queue)
             return was_running
 
     def resume_queue(self, queue: str) -> bool:
-        check.queue_name(queue)
+        queue = check.queue_name(queue, existing=True)
         with self._lock:
             was_paused = queue in self._paused
             self._paused.discard(queue)

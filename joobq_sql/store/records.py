@@ -99,8 +99,9 @@ class NewJob:
     def __post_init__(self) -> None:
         if not isinstance(self.jid, UUID):
             raise TypeError(f"jid must be a UUID, got {self.jid!r}")
-        check.queue_name(self.queue)
-        check.job_type(self.job_type)
+        # Names are stored in their NFC form: "café" however typed is one queue and one type.
+        object.__setattr__(self, "queue", check.queue_name(self.queue))
+        object.__setattr__(self, "job_type", check.job_type(self.job_type))
         check.priority(self.priority)
         check.attempt_count(self.max_retries, what="max_retries")
         # Durations are normalized to float seconds: the database receives float8 arrays.
@@ -113,7 +114,7 @@ class NewJob:
         if self.expires_at is not None:
             check.aware_datetime(self.expires_at, what="expires_at")
         if self.unique_key is not None:
-            check.unique_key(self.unique_key)
+            object.__setattr__(self, "unique_key", check.unique_key(self.unique_key))
         if self.on_duplicate not in ("skip", "raise"):
             raise ValueError(f"on_duplicate must be 'skip' or 'raise', got {self.on_duplicate!r}")
         object.__setattr__(self, "args_json", to_json_object(self.args))

@@ -165,15 +165,18 @@ class Maintainer:
             schedule.last_error = f"{type(exc).__name__}: {exc}"
         delay = min(duty.interval, ERROR_BACKOFF_START * 2.0 ** min(failures - 1, 30))
         schedule.due = time.monotonic() + delay
-        # The traceback once per outage; later failures of the same outage get one line each.
+        # One line per failure, even the first of an outage: in an outage every duty fails at
+        # once, and a traceback each buries the log. The first one's traceback is at debug.
+        first_line = next((line for line in schedule.last_error.splitlines() if line.strip()), "")
         self._log.warning(
             "maintenance duty %s failed (%d in a row), retrying in %.1fs: %s",
             duty.name,
             failures,
             delay,
-            schedule.last_error,
-            exc_info=exc if failures == 1 else None,
+            first_line.strip(),
         )
+        if failures == 1:
+            self._log.debug("maintenance duty %s failed", duty.name, exc_info=exc)
         if self._on_error is not None:
             try:
                 self._on_error(duty, exc)

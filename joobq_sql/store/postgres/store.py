@@ -268,7 +268,7 @@ class PostgresStore(Store):
         started: bool | None = None,
     ) -> list[JobRecord]:
         params = {
-            "queue": check.queue_name(queue),
+            "queue": check.queue_name(queue, existing=True),
             "worker_id": check.worker_id(worker_id),
             "limit": check.positive_int(limit, what="limit"),
             "lease_s": self._lease(lease),
@@ -352,7 +352,7 @@ class PostgresStore(Store):
             "worker_id": check.worker_id(worker_id),
             "jids": None if jids is None else _jids(jids),
             "keep": None if keep is None else _jids(keep),
-            "queue": None if queue is None else check.queue_name(queue),
+            "queue": None if queue is None else check.queue_name(queue, existing=True),
             "limit": None if limit is None else check.non_negative_int(limit, what="limit"),
             "dead_ttl_s": self.dead_letter_ttl_seconds,
             "shard": _shard(worker_id),
@@ -388,7 +388,7 @@ class PostgresStore(Store):
 
     def rescue_expired_leases(self, queue: str | None = None, *, limit: int = 1000) -> list[UUID]:
         params = {
-            "queue": None if queue is None else check.queue_name(queue),
+            "queue": None if queue is None else check.queue_name(queue, existing=True),
             "limit": check.positive_int(limit, what="limit"),
             "dead_ttl_s": self.dead_letter_ttl_seconds,
             "max_errors": MAX_ERROR_HISTORY,
@@ -448,7 +448,7 @@ class PostgresStore(Store):
 
     def list_queue(self, queue: str, *, offset: int, limit: int) -> list[JobRecord]:
         params = {
-            "queue": check.queue_name(queue),
+            "queue": check.queue_name(queue, existing=True),
             "offset": check.non_negative_int(offset, what="offset"),
             "limit": check.positive_int(limit, what="limit"),
         }
@@ -456,7 +456,7 @@ class PostgresStore(Store):
 
     def count_jobs(self, queue: str, status: JobStatus, *, due_only: bool = False) -> int:
         params = {
-            "queue": check.queue_name(queue),
+            "queue": check.queue_name(queue, existing=True),
             "status": JobStatus(status).value,
             "due_only": bool(due_only),
         }
@@ -467,7 +467,7 @@ class PostgresStore(Store):
         return self._rowcount("delete_jobs", {"jids": jids}) if jids else 0
 
     def clear_waiting(self, queue: str) -> int:
-        return self._rowcount("clear_waiting", {"queue": check.queue_name(queue)})
+        return self._rowcount("clear_waiting", {"queue": check.queue_name(queue, existing=True)})
 
     def queue_stats(self) -> dict[str, QueueStats]:
         with self._db.cursor() as cur:
@@ -499,9 +499,9 @@ class PostgresStore(Store):
         limit: int = 50,
     ) -> list[JobRecord]:
         params = {
-            "queue": None if queue is None else check.queue_name(queue),
+            "queue": None if queue is None else check.queue_name(queue, existing=True),
             "status": None if status is None else JobStatus(status).value,
-            "job_type": None if job_type is None else check.job_type(job_type),
+            "job_type": None if job_type is None else check.job_type(job_type, existing=True),
             "offset": check.non_negative_int(offset, what="offset"),
             "limit": check.positive_int(limit, what="limit"),
         }
@@ -513,7 +513,7 @@ class PostgresStore(Store):
 
     def retry_dead(self, *, queue: str | None = None, limit: int = 1000) -> list[UUID]:
         params = {
-            "queue": None if queue is None else check.queue_name(queue),
+            "queue": None if queue is None else check.queue_name(queue, existing=True),
             "limit": check.positive_int(limit, what="limit"),
         }
         return [row["jid"] for row in self._rows("retry_dead", params)]
@@ -536,7 +536,7 @@ class PostgresStore(Store):
 
     def delete_dead(self, *, queue: str | None = None, limit: int = 1000) -> int:
         params = {
-            "queue": None if queue is None else check.queue_name(queue),
+            "queue": None if queue is None else check.queue_name(queue, existing=True),
             "limit": check.positive_int(limit, what="limit"),
         }
         return self._rowcount("delete_dead", params)
@@ -545,7 +545,7 @@ class PostgresStore(Store):
         return bool(self._rows("pause_queue", {"queue": check.queue_name(queue)}))
 
     def resume_queue(self, queue: str) -> bool:
-        return bool(self._rows("resume_queue", {"queue": check.queue_name(queue)}))
+        return bool(self._rows("resume_queue", {"queue": check.queue_name(queue, existing=True)}))
 
     def paused_queues(self) -> set[str]:
         return {row["queue"] for row in self._rows("paused_queues", {})}
