@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +14,13 @@ from sqlalchemy.engine import make_url
 from tests._database import pg15_missing_reason, provide_pg15_server, provide_test_server
 
 TEMPLATE_DATABASE = "joobq_test_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-m faults` asks for the fault suite at its full sizes (tests/test_faults.py reads
+    JOOBQ_FAULTS_FULL when it is imported, after this)."""
+    if "faults" in (config.getoption("markexpr") or ""):
+        os.environ.setdefault("JOOBQ_FAULTS_FULL", "1")
 
 
 def libpq_url(url: str, database: str | None = None) -> str:
