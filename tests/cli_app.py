@@ -11,6 +11,8 @@ Class names start with "Cli": job types are registered by class name.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -108,6 +110,21 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         **kwargs,
     )
+
+
+def run_cli_in_process(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The same command line, run in this process: no interpreter start-up (about a second on
+    a busy machine). For tables of cases one subprocess run of which shows the real thing."""
+    from joobq_sql.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(["--database-url", database_url, *args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(["joobq-sql", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:

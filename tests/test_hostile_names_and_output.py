@@ -32,10 +32,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -54,7 +55,7 @@ from joobq_sql import (
 from joobq_sql.runtime.maintenance import LeaseRescuer, Maintainer
 from joobq_sql.web import create_app
 from joobq_sql.web.server import BackgroundServer
-from tests.cli_app import REPO_ROOT, cli_env, run_cli
+from tests.cli_app import REPO_ROOT, cli_env, run_cli, run_cli_in_process
 from tests.conftest import _create_database, _drop_database, libpq_url
 from tests.fault_server import DedicatedServer, dedicated_server
 from tests.helpers import wait_until
@@ -87,6 +88,7 @@ REFUSED = {
     "hangul filler U+3164": Refused("\u3164", "U+3164 HANGUL FILLER"),
     "lone combining acute U+0301": Refused("\u0301", "U+0301 COMBINING ACUTE ACCENT"),
 }
+REFUSED_FIRST = REFUSED["line separator U+2028"]
 refused_names = pytest.mark.parametrize("case", list(REFUSED.values()), ids=list(REFUSED))
 
 
@@ -217,25 +219,40 @@ def test_schedule_names_are_refused(case: Refused, module_app: JoobQ) -> None:
     assert case.value not in module_app.schedules
 
 
-@refused_names
-def test_cli_enqueue_refuses_the_queue_as_bad_usage(case: Refused, module_url: str) -> None:
-    result = run_cli(module_url, "enqueue", "HostileNameJob", "--queue", case.value)
+#: The command line runs every case in this process (the same code, no interpreter start-up,
+#: which costs seconds on a busy machine); the first case, U+2028, also as a real subprocess.
+cli_cases = pytest.mark.parametrize(
+    ("run", "case"),
+    [pytest.param(run_cli_in_process, case, id=name) for name, case in REFUSED.items()]
+    + [pytest.param(run_cli, REFUSED_FIRST, id="subprocess")],
+)
+
+
+@cli_cases
+def test_cli_enqueue_refuses_the_queue_as_bad_usage(
+    run: Callable[..., Any], case: Refused, module_url: str
+) -> None:
+    result = run(module_url, "enqueue", "HostileNameJob", "--queue", case.value)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert case.names in result.stderr
     assert names_rows_of(module_url, case.value) == 0
 
 
-@refused_names
-def test_cli_enqueue_refuses_the_job_type_as_bad_usage(case: Refused, module_url: str) -> None:
-    result = run_cli(module_url, "enqueue", case.value, "--queue", "hostile-names")
+@cli_cases
+def test_cli_enqueue_refuses_the_job_type_as_bad_usage(
+    run: Callable[..., Any], case: Refused, module_url: str
+) -> None:
+    result = run(module_url, "enqueue", case.value, "--queue", "hostile-names")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert case.names in result.stderr
     assert names_rows_of(module_url, case.value) == 0
 
 
-@refused_names
-def test_cli_queues_pause_refuses_the_name(case: Refused, module_url: str) -> None:
-    result = run_cli(module_url, "queues", "pause", case.value)
+@cli_cases
+def test_cli_queues_pause_refuses_the_name(
+    run: Callable[..., Any], case: Refused, module_url: str
+) -> None:
+    result = run(module_url, "queues", "pause", case.value)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert case.names in result.stderr
     assert PostgresStore(module_url).paused_queues() == set()
