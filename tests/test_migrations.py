@@ -37,7 +37,7 @@ JOOBQ_TABLES = {
     "workers",
     "queue_throughput",
 }
-HEAD = "0004"
+HEAD = "0005"
 PARTIAL_INDEXES = {
     "jobs_claim_idx",
     "jobs_lease_idx",
@@ -517,5 +517,5 @@ def test_migrations_path_holds_the_revisions() -> None:
 
     assert (path / "env.py").is_file()
     assert (path / "versions" / "0001_initial_schema.py").is_file()
-    assert migrate.history() == ["0001", "0002", "0003", "0004"]
+    assert migrate.history() == ["0001", "0002", "0003", "0004", "0005"]
     assert migrate.alembic_config().get_main_option("script_location") == str(path)

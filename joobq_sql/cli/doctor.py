@@ -13,7 +13,8 @@ with one line on stderr that says what is wrong and what to do:
 - running jobs' leases expired longer than --max-stale-lease ago and nobody rescued them: no
   worker runs maintenance;
 - a queue's jobs have waited longer than --max-wait while none of its jobs runs (the message
-  says whether a live worker, one whose heartbeat was seen in the last minute, runs it).
+  says whether a live worker, one heard from within three of its heartbeat intervals, runs
+  it).
 
 It also gives advice that does not fail the check: autovacuum off, or napping longer than
 15 s between runs, lets a busy jobs table bloat and slow down.
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 import click
 
 from ..store.postgres.schema import validate_schema_name
+from ..store.presence import ALIVE_HEARTBEATS
 from ._context import CliContext, json_option, pass_cli
 from ._errors import CliError
 from ._output import age, emit_json, print_table, safe_text, when
@@ -41,8 +43,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_TRANSACTION_AGE = 600.0
 MAX_STALE_LEASE = 300.0
 MAX_WAIT = 600.0
-#: A worker whose heartbeat was seen this recently (seconds) counts as alive.
-LIVE_WITHIN = 60.0
 #: Open transactions reported (oldest first).
 TRANSACTIONS_SHOWN = 5
 #: Above this autovacuum_naptime (seconds), advise a shorter one (docs/performance.md, Ageing).
@@ -254,7 +254,8 @@ def _rows(store: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def _live_workers(store: Any) -> list[dict[str, Any]]:
-    """Workers whose heartbeat was seen in the last minute (the workers table)."""
+    """Workers heard from within a few of their own heartbeat intervals (the workers table;
+    store/presence.py): a killed worker's row stops counting once it misses them."""
     now = store.now()
     return [
         {
@@ -263,8 +264,9 @@ def _live_workers(store: Any) -> list[dict[str, Any]]:
             "pid": w.pid,
             "queues": list(w.queues),
             "last_seen_age": (now - w.last_seen_at).total_seconds(),
+            "heartbeat_interval": w.heartbeat_interval,
         }
-        for w in store.live_workers(within=LIVE_WITHIN)
+        for w in store.live_workers()
     ]
 
 
@@ -336,7 +338,8 @@ def _print(report: dict[str, Any]) -> None:
     workers = report["workers"]
     if workers is not None:
         click.echo(
-            f"workers: {len(workers['live'])} alive (seen within {LIVE_WITHIN:g}s), "
+            f"workers: {len(workers['live'])} alive (heard from within {ALIVE_HEARTBEATS} "
+            "heartbeats), "
             f"{workers['live_leases']} running jobs with live leases "
             f"({workers['workers_with_leases']} workers), {workers['expired_leases']} with "
             f"expired leases, {workers['listener_sessions']} listener sessions"

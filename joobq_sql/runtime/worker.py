@@ -28,6 +28,7 @@ from .maintenance import (
     HistoryPruner,
     LeaseRescuer,
     Maintainer,
+    WorkerPruner,
 )
 from .queue_runner import QueueRunner
 from .throttle import Throttle
@@ -90,6 +91,7 @@ class Worker:
                 DeadPurger(store, interval=interval),
                 CompletedPruner(store, interval=interval),
                 HistoryPruner(store, interval=max(interval, 60.0)),
+                WorkerPruner(store, interval=interval),
             ]
         )
         self.listener = None
@@ -114,8 +116,13 @@ class Worker:
         self._hurry = threading.Event()
 
     def _seen(self) -> None:
+        # With the interval, any reader can tell this worker alive or dead (store/presence.py).
         self.store.worker_seen(
-            self.worker_id, host=socket.gethostname(), pid=os.getpid(), queues=list(self.runners)
+            self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=list(self.runners),
+            heartbeat_interval=self.settings.heartbeat_seconds,
         )
 
     def held_jids(self) -> set[UUID]:

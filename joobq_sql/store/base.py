@@ -22,6 +22,7 @@ from ..backoff import exponential_backoff
 from ..job import Job, job_class
 from ..status import JobStatus
 from ._documents import optional_int, optional_str, parse_document, parse_jid
+from .presence import DEFAULT_HEARTBEAT_INTERVAL
 from .records import (
     Completion,
     Failure,
@@ -367,16 +368,31 @@ class Store(ABC):
         """Forget ticks older than `older_than` seconds, keeping each schedule's latest."""
 
     @abstractmethod
-    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
-        """Record that `worker_id` is alive and runs `queues` (called by its heartbeat)."""
+    def worker_seen(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+    ) -> None:
+        """Record that `worker_id` is alive, runs `queues` and is heard from every
+        `heartbeat_interval` seconds (called by its heartbeat)."""
 
     @abstractmethod
     def worker_gone(self, worker_id: str) -> None:
         """Forget a worker that stopped."""
 
     @abstractmethod
-    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
-        """Workers heard from within the last `within` seconds, oldest first."""
+    def live_workers(self, *, within: float | None = None) -> list[WorkerInfo]:
+        """Workers heard from recently, oldest first: by default within a few of each one's
+        own heartbeat intervals (`presence.alive_window`), else within `within` seconds."""
+
+    @abstractmethod
+    def prune_workers(self, *, limit: int = 1000) -> int:
+        """Forget at most `limit` workers silent for long past their heartbeat
+        (`presence.prune_after`): ones that died without `worker_gone`. Returns how many."""
 
     @abstractmethod
     def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:

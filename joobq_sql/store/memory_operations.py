@@ -18,6 +18,7 @@ from uuid import UUID
 from .. import _validation as check
 from ..errors import DuplicateJobError
 from ..status import RUNNABLE_STATUSES, JobStatus
+from . import presence
 from .records import JobRecord, NewJob, WorkerInfo
 
 _UNIQUE_WHILE = (*RUNNABLE_STATUSES, JobStatus.RUNNING)
@@ -233,15 +234,24 @@ class MemoryOperations:
 
     # -- workers and throughput --------------------------------------------------------------
 
-    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
+    def worker_seen(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        heartbeat_interval: float = presence.DEFAULT_HEARTBEAT_INTERVAL,
+    ) -> None:
         check.worker_id(worker_id)
         names = tuple(check.queue_name(q) for q in queues)
+        interval = check.seconds(heartbeat_interval, what="heartbeat_interval", allow_zero=False)
         with self._lock:
             now = self.now()
             known = self._workers.get(worker_id)
             started = now if known is None else known.started_at
             self._workers[worker_id] = WorkerInfo(
-                worker_id, str(host), int(pid), names, started, now
+                worker_id, str(host), int(pid), names, started, now, interval
             )
 
     def worker_gone(self, worker_id: str) -> None:
@@ -249,12 +259,32 @@ class MemoryOperations:
         with self._lock:
             self._workers.pop(worker_id, None)
 
-    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
-        horizon = timedelta(seconds=check.seconds(within, what="within"))
+    def live_workers(self, *, within: float | None = None) -> list[WorkerInfo]:
+        fixed = None if within is None else check.seconds(within, what="within")
         with self._lock:
             now = self.now()
-            alive = [w for w in self._workers.values() if w.last_seen_at > now - horizon]
-            return sorted(alive, key=lambda w: (w.started_at, w.worker_id))
+
+            def alive(w: WorkerInfo) -> bool:
+                window = presence.alive_window(w.heartbeat_interval) if fixed is None else fixed
+                return now - w.last_seen_at < timedelta(seconds=window)
+
+            live = [w for w in self._workers.values() if alive(w)]
+            return sorted(live, key=lambda w: (w.started_at, w.worker_id))
+
+    def prune_workers(self, *, limit: int = 1000) -> int:
+        check.positive_int(limit, what="limit")
+        with self._lock:
+            now = self.now()
+            silent = [
+                w
+                for w in self._workers.values()
+                if now - w.last_seen_at
+                > timedelta(seconds=presence.prune_after(w.heartbeat_interval))
+            ]
+            silent.sort(key=lambda w: w.last_seen_at)
+            for worker in silent[:limit]:
+                del self._workers[worker.worker_id]
+            return len(silent[:limit])
 
     def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:
         seconds = check.seconds(since, what="since")

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from .. import _validation as check
 from ..status import JobStatus
+from .presence import DEFAULT_HEARTBEAT_INTERVAL
 from .storable import storable_text, storable_value
 
 if TYPE_CHECKING:
@@ -302,6 +303,8 @@ class WorkerInfo:
     queues: tuple[str, ...]
     started_at: datetime
     last_seen_at: datetime
+    #: Seconds between its heartbeats: it is alive while heard from within a few of them.
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
 
 
 COUNTER_NAMES = ("completed", "retried", "dead", "expired", "rescued")

@@ -112,7 +112,8 @@ def _overview_data(app: JoobQ) -> dict[str, Any]:
     return {
         "queues": queues,
         "paused": [q["queue"] for q in queues if q["paused"]],
-        "workers": app.store.live_workers(within=WORKER_SILENCE),
+        # Alive: heard from within a few of each worker's own heartbeats (store/presence.py).
+        "workers": app.store.live_workers(),
         "rate": rate,
         "now": app.store.now(),
     }
@@ -120,8 +121,6 @@ def _overview_data(app: JoobQ) -> dict[str, Any]:
 
 #: Throughput is shown over this window.
 LAST_HOUR = 3600.0
-#: A worker not heard from for this long (three default heartbeats, and then some) is not alive.
-WORKER_SILENCE = 60.0
 
 
 async def jobs_page(request: Request) -> Response:

@@ -5,6 +5,7 @@
 - DeadPurger: dead jobs past their dead-letter time are deleted.
 - CompletedPruner: kept completed jobs past their retention are deleted.
 - HistoryPruner: per-minute throughput and silent workers older than a day are forgotten.
+- WorkerPruner: workers silent for ten of their heartbeats (killed, never stopped) are forgotten.
 """
 
 from .completed_pruner import CompletedPruner
@@ -14,6 +15,7 @@ from .expiry_sweeper import ExpirySweeper
 from .history_pruner import HistoryPruner
 from .lease_rescuer import LeaseRescuer
 from .maintainer import Maintainer
+from .worker_pruner import WorkerPruner
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -26,4 +28,5 @@ __all__ = [
     "LeaseRescuer",
     "Maintainer",
     "StoreDuty",
+    "WorkerPruner",
 ]

@@ -37,6 +37,7 @@ from ...errors import ConfigurationError
 from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
 from ..memory import MemoryStore
+from ..presence import DEFAULT_HEARTBEAT_INTERVAL
 from ..records import Completion, Failure, JobRecord, NewJob, QueueStats, WorkerInfo
 from ..unrunnable import HandBack
 from ._connections import (
@@ -316,15 +317,31 @@ class AsyncStore(ABC):
     # -- workers and throughput --------------------------------------------------------------
 
     async def worker_seen(
-        self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> None:
-        await self._call(self._store.worker_seen, worker_id, host=host, pid=pid, queues=queues)
+        await self._call(
+            self._store.worker_seen,
+            worker_id,
+            host=host,
+            pid=pid,
+            queues=queues,
+            heartbeat_interval=heartbeat_interval,
+        )
 
     async def worker_gone(self, worker_id: str) -> None:
         await self._call(self._store.worker_gone, worker_id)
 
-    async def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
+    async def live_workers(self, *, within: float | None = None) -> list[WorkerInfo]:
         return await self._call(self._store.live_workers, within=within)
+
+    async def prune_workers(self, *, limit: int = 1000) -> int:
+        return await self._call(self._store.prune_workers, limit=limit)
 
     async def completed_per_minute(
         self, *, since: float = 3600.0

@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Identity,
     Index,
     Integer,
@@ -221,7 +222,12 @@ def build_metadata(schema: str = DEFAULT_SCHEMA) -> MetaData:
         Column("queues", ARRAY(Text), nullable=False),
         Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Seconds between the worker's heartbeats: it counts as alive while heard from within
+        # a few of them, and its row is pruned after more. The default is for rows written by
+        # a joobq-sql older than 0005 (three of 20 s: the minute those versions used).
+        Column("heartbeat_interval_s", Float(53), nullable=False, server_default=text("20")),
         PrimaryKeyConstraint("worker_id", name="workers_pkey"),
+        CheckConstraint("heartbeat_interval_s > 0", name="workers_heartbeat_interval_check"),
     )
     # Completed jobs per queue per minute, written by the completion statements: exact
     # throughput over the last hour without scanning anything big.

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from ... import _validation as check
 from ...errors import ConfigurationError, DuplicateJobError
 from ...status import JobStatus
+from .. import presence
 from ..base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEAD_LETTER_TTL,
@@ -579,21 +580,45 @@ class PostgresStore(Store):
         seconds = check.seconds(older_than, what="older_than")
         return self._rowcount("prune_ticks", {"older_than_s": seconds})
 
-    def worker_seen(self, worker_id: str, *, host: str, pid: int, queues: Sequence[str]) -> None:
+    def worker_seen(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        heartbeat_interval: float = presence.DEFAULT_HEARTBEAT_INTERVAL,
+    ) -> None:
         params = {
             "worker_id": check.worker_id(worker_id),
             "host": str(host),
             "pid": int(pid),
             "queues": [check.queue_name(q) for q in queues],
+            "heartbeat_interval_s": check.seconds(
+                heartbeat_interval, what="heartbeat_interval", allow_zero=False
+            ),
         }
         self._rows("worker_seen", params)
 
     def worker_gone(self, worker_id: str) -> None:
         self._rows("worker_gone", {"worker_id": check.worker_id(worker_id)})
 
-    def live_workers(self, *, within: float = 60.0) -> list[WorkerInfo]:
-        rows = self._rows("live_workers", {"within_s": check.seconds(within, what="within")})
+    def live_workers(self, *, within: float | None = None) -> list[WorkerInfo]:
+        params = {
+            "within_s": None if within is None else check.seconds(within, what="within"),
+            "beats": presence.ALIVE_HEARTBEATS,
+            "floor_s": presence.ALIVE_FLOOR_SECONDS,
+        }
+        rows = self._rows("live_workers", params)
         return [WorkerInfo(**{**row, "queues": tuple(row["queues"])}) for row in rows]
+
+    def prune_workers(self, *, limit: int = 1000) -> int:
+        params = {
+            "limit": check.positive_int(limit, what="limit"),
+            "beats": presence.PRUNE_HEARTBEATS,
+            "floor_s": presence.PRUNE_FLOOR_SECONDS,
+        }
+        return self._rowcount("prune_workers", params)
 
     def completed_per_minute(self, *, since: float = 3600.0) -> dict[str, dict[datetime, int]]:
         rows = self._rows("completed_per_minute", {"since_s": check.seconds(since, what="since")})
