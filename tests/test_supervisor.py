@@ -1,5 +1,8 @@
 """`joobq-sql worker --processes N` under real signals, and the workers table after a SIGKILL.
 
+- A child that dies, whichever it is, is logged with its exit status and restarted (with a
+  backoff); past --max-restarts a minute the supervisor stops the others and exits 1.
+- A child whose supervisor is gone, whatever killed it, drains and exits.
 - A SIGKILLed worker's row ages out of the workers table, and doctor and the dashboard count a
   worker alive only while it was heard from within a few of its own heartbeat intervals.
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,8 +29,8 @@ import httpx
 import psycopg
 import pytest
 
-from joobq_sql import JoobQ, MemoryStore, PostgresStore
-from tests.cli_app import REPO_ROOT, cli_env, run_cli
+from joobq_sql import JoobQ, MemoryStore, NewJob, PostgresStore
+from tests.cli_app import QUEUE, REPO_ROOT, CliCountJob, assert_usage_error, cli_env, run_cli
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -144,6 +148,129 @@ def supervise(database_url: str, pg: psycopg.Connection, tmp_path: Path) -> Iter
     yield start
     for sup in started:
         sup.kill_all()
+
+
+# -- 1. any child that dies is restarted -------------------------------------------------------
+
+
+def test_any_child_that_dies_is_logged_and_restarted(supervise) -> None:
+    sup = supervise()
+    children = sup.wait_children(2)
+    # The order the supervisor started them in is the order of their pids in its first line.
+    started = sup.log().split("started 2 worker processes: ", 1)[1].splitlines()[0]
+    first, second = (int(pid) for pid in started.split(", "))
+    assert {first, second} == children
+
+    # The second first: the supervisor used to look no further than the first live child.
+    os.kill(second, signal.SIGKILL)
+    (replacement,) = sup.wait_children(1, besides=children)
+    log = sup.log()
+    assert f"worker process {second} was killed by SIGKILL" in log, log
+    assert f"restarted worker process {second} as {replacement}" in log, log
+    assert running(first) and sup.proc.poll() is None
+
+    os.kill(first, signal.SIGKILL)
+    (another,) = sup.wait_children(1, besides=children | {replacement})
+    log = sup.log()
+    assert f"worker process {first} was killed by SIGKILL" in log, log
+    assert f"restarted worker process {first} as {another}" in log, log
+    assert running(replacement) and sup.proc.poll() is None
+
+    assert sup.stop() == 0, sup.log()
+    assert not running(replacement) and not running(another)
+
+
+def test_past_the_restart_limit_the_supervisor_stops_the_others_and_exits_1(
+    supervise, pg: psycopg.Connection
+) -> None:
+    sup = supervise("--max-restarts", "1")
+    children = sup.wait_children(2)
+    first, other = sorted(children)
+    os.kill(first, signal.SIGKILL)
+    (replacement,) = sup.wait_children(1, besides=children)
+    os.kill(replacement, signal.SIGKILL)
+
+    assert sup.wait_exit() == 1, sup.log()
+    log = sup.log()
+    assert f"worker process {replacement} was killed by SIGKILL" in log, log
+    assert "more than --max-restarts 1 allows" in log, log
+    wait_until(lambda: not running(other), timeout=DEADLINE, what="the other child to exit")
+    assert other not in registered(pg), "the other child drained (its row removed on its stop)"
+
+
+def test_max_restarts_must_not_be_negative(database_url: str) -> None:
+    result = run_cli(
+        database_url, "worker", "--app", "tests.cli_app:app", "--processes", "2",
+        "--max-restarts", "-1",
+    )  # fmt: skip
+    assert_usage_error(result, "--max-restarts", "-1", "x>=0")
+
+
+def test_restart_delays_double_from_one_second_to_thirty_and_reset_after_a_stable_run() -> None:
+    from joobq_sql.cli._supervisor import Backoff
+
+    backoff = Backoff(first=1.0, limit=30.0, stable_after=60.0)
+    quick = [backoff.next_delay(ran_for=0.5) for _ in range(7)]
+    assert quick == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert backoff.next_delay(ran_for=60.0) == 1.0, "a child that ran a minute starts afresh"
+    assert backoff.next_delay(ran_for=59.0) == 2.0
+
+
+def test_the_restart_budget_counts_restarts_over_the_last_minute() -> None:
+    from joobq_sql.cli._supervisor import RestartBudget
+
+    budget = RestartBudget(per_minute=2)
+    assert [budget.spend(now=t) for t in (0.0, 10.0, 20.0)] == [True, True, False]
+    assert budget.spend(now=60.5) is True, "the restart at 0 s is a minute old"
+    assert RestartBudget(per_minute=0).spend(now=0.0) is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("RestartBudget", {"per_minute": -1}, "per_minute must be >= 0, got -1"),
+        ("Backoff", {"first": 0}, "first must be > 0 s, got 0"),
+        ("Backoff", {"first": 2, "limit": 1}, "limit must be >= first (2 s), got 1"),
+    ],
+    ids=["negative-budget", "zero-delay", "limit-below-first"],
+)
+def test_restart_settings_are_checked(kind: str, options: dict[str, Any], message: str) -> None:
+    from joobq_sql.cli import _supervisor
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        getattr(_supervisor, kind)(**options)
+
+
+# -- 2. children exit when their supervisor is gone --------------------------------------------
+
+
+def test_children_drain_and_exit_when_their_supervisor_is_sigkilled(
+    supervise, pg: psycopg.Connection, pg_store: PostgresStore
+) -> None:
+    pg.execute("CREATE TABLE cli_perform_log (pid int, jid uuid, attempt int)")
+    sup = supervise()
+    children = sup.wait_children(2)
+    pg_store.enqueue_jobs([NewJob.from_job(CliCountJob(n=1, seconds=1.5), queue=QUEUE)])
+    running_jobs = "SELECT count(*) FROM joobq.jobs WHERE status = 'running'"
+    wait_until(
+        lambda: pg.execute(running_jobs).fetchone()[0], timeout=DEADLINE, what="the job to start"
+    )
+
+    sup.proc.kill()
+    sup.proc.wait(10)
+    wait_until(
+        lambda: not any(running(pid) for pid in children),
+        timeout=DEADLINE,
+        what=f"the children {sorted(children)} to exit:\n{sup.log()}",
+    )
+    log = sup.log()
+    for pid in children:
+        assert f"supervisor {sup.pid} is gone: worker process {pid} drains" in log, log
+    # Drained, not killed: the running job finished and was acknowledged, and each child's
+    # stop removed its row.
+    assert pg.execute("SELECT count(*) FROM cli_perform_log").fetchone()[0] == 1
+    assert pg.execute("SELECT count(*) FROM joobq.jobs").fetchone()[0] == 0
+    assert registered(pg) & children == set()
 
 
 # -- 3. dead workers' rows age out and are not counted alive -----------------------------------

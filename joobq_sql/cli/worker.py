@@ -14,7 +14,7 @@ from ..app import JoobQ
 from ._apps import import_app
 from ._context import CliContext, check_migrated, pass_cli, start_embedded
 from ._output import SafeLogFormatter
-from ._supervisor import supervise
+from ._supervisor import DEFAULT_MAX_RESTARTS, supervise, watch_supervisor
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -36,6 +36,15 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     help="Worker processes to run, each with every selected queue.",
 )
 @click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_RESTARTS,
+    show_default=True,
+    metavar="N",
+    help="With --processes: dead worker processes restarted within a minute, in all; one more "
+    "and the others are stopped and the command exits 1 (0: the first death stops all).",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     metavar="N",
@@ -50,6 +59,7 @@ def command(
     app_reference: str,
     queues: str | None,
     processes: int,
+    max_restarts: int,
     threads: int | None,
     log_level: str,
 ) -> None:
@@ -57,7 +67,9 @@ def command(
 
     --database-url and --schema reach the application as JOOBQ_DATABASE_URL and JOOBQ_SCHEMA
     (an application that sets its own database in code keeps it). With --processes N, N child
-    processes run and each signal is passed on to them.
+    processes run and each signal is passed on to them; a child that dies is restarted (after
+    1 s, doubling to 30 s for a child that keeps dying), and one whose supervisor is gone,
+    whatever killed it, drains and exits.
     """
     _export_database_options(ctx, cli)
     app = import_app(app_reference)
@@ -69,14 +81,16 @@ def command(
     else:
         cli._url = app.settings.database_url  # for the advice in error messages
     _check_store(app)
-    if processes > 1:
-        app.close()  # the children connect on their own; hold no idle connection here
-        ctx.exit(supervise(_child_argv(cli, app_reference, queues, threads, log_level), processes))
-    if not logging.getLogger().handlers:
+    if not logging.getLogger().handlers:  # the supervisor's lines look like its children's
         # Its lines may quote the database's text (a job type, an error): made terminal-safe.
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    if processes > 1:
+        app.close()  # the children connect on their own; hold no idle connection here
+        argv = _child_argv(cli, app_reference, queues, threads, log_level)
+        ctx.exit(supervise(argv, processes, max_restarts=max_restarts))
+    watch_supervisor()  # a child of `--processes N`: drain once the supervisor is gone
     if threads is not None:
         for name in names or list(app.queues):
             app.queues[name] = dataclasses.replace(app.queues[name], workers=threads)
