@@ -137,7 +137,19 @@ def queue_name(value: object, *, what: str = "queue name", existing: bool = Fals
     """
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
-    return _name(value, what=what, limit=MAX_QUEUE_NAME_LENGTH, existing=existing)
+    name = _name(value, what=what, limit=MAX_QUEUE_NAME_LENGTH, existing=existing)
+    if name in _PATH_STEPS and not existing:
+        # A queue's name is a segment of the web API's and the dashboard's URLs, and browsers
+        # resolve "." and ".." (even as %2e%2e) as path steps: such a queue could not be
+        # addressed, or its buttons would act on another path.
+        raise ValueError(
+            f"{what} {name!r} is a path step, which cannot travel in a URL; use another name"
+        )
+    return name
+
+
+#: Queue names that URLs cannot carry as a segment (see queue_name).
+_PATH_STEPS = frozenset({".", ".."})
 
 
 def job_type(value: object, *, existing: bool = False) -> str:

@@ -50,6 +50,7 @@ from joobq_sql import (
     JobDefinitionError,
     JobStatus,
     JoobQ,
+    NewJob,
     PostgresStore,
 )
 from joobq_sql.runtime.maintenance import LeaseRescuer, Maintainer
@@ -371,6 +372,48 @@ def test_rows_stored_under_a_now_refused_name_stay_listable_by_it(
     assert listed.returncode == 0, listed.stderr
     assert str(jid) in listed.stdout
     assert app.store.delete_jobs([jid]) == 1
+
+
+def test_rest_filters_find_rows_stored_under_a_now_refused_name(
+    module_app: JoobQ, module_url: str, rest: httpx.Client
+) -> None:
+    """The REST filters look rows up as the store's filters do (`existing`): rows written
+    under 'hr ' before the visible-name rule stay listable over HTTP."""
+    store = PostgresStore(module_url)
+    try:
+        jid = store.enqueue_jobs([NewJob.from_job(HostileNameJob())])[0]
+        with psycopg.connect(libpq_url(module_url), autocommit=True) as conn:
+            conn.execute(
+                "UPDATE joobq.jobs SET queue = 'hr ', job_type = 'hr ' WHERE jid = %s", (jid,)
+            )
+        for params in ({"queue": "hr "}, {"job_type": "hr "}, {"queue": "hr ", "type": "hr "}):
+            response = rest.get("/joobq/jobs", params=params)
+            assert response.status_code == 200, (params, response.text)
+            assert str(jid) in response.text, params
+        response = rest.post("/joobq/queues/hr%20/resume")
+        assert response.status_code == 200, response.text
+        response = rest.post("/joobq/queues/hr%20/pause")  # would write the name: refused
+        assert response.status_code == 422 and "U+0020 SPACE" in response.text, response.text
+    finally:
+        store.delete_jobs([jid])
+        store.close()
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_queue_named_a_path_step_is_refused(
+    name: str, module_app: JoobQ, module_url: str
+) -> None:
+    """'.' and '..' cannot travel in a URL (browsers resolve even %2e%2e as a path step), so
+    the dashboard could never act on such a queue: refused, as a queue name only."""
+    with pytest.raises(ConfigurationError, match="path step"):
+        module_app.queue(name, workers=1, jobs=[])
+    with pytest.raises(ValueError, match="path step"):
+        HostileNameJob.enqueue(queue=name)
+    result = run_cli_in_process(module_url, "enqueue", "HostileNameJob", "--queue", name)
+    assert result.returncode == 2 and "path step" in result.stderr, result.stderr
+    result = run_cli_in_process(module_url, "queues", "pause", name)
+    assert result.returncode == 2 and "path step" in result.stderr, result.stderr
+    assert names_rows_of(module_url, name) == 0
 
 
 # -- what reaches a terminal --------------------------------------------------------------------

@@ -50,13 +50,16 @@ def queue_param(request: Request, name: str = "queue") -> str | None:
     return _queue(raw, name)
 
 
-def queue_path(request: Request) -> str:
-    return _queue(request.path_params["queue"], "queue")
+def queue_path(request: Request, *, existing: bool = True) -> str:
+    """The queue a path names. `existing=False` where the request writes the name (a pause):
+    only names valid today; elsewhere also a name rows written before the visible-name rule
+    hold, so that they stay reachable."""
+    return _queue(request.path_params["queue"], "queue", existing=existing)
 
 
-def _queue(value: str, name: str) -> str:
+def _queue(value: str, name: str, *, existing: bool = True) -> str:
     try:
-        return check.queue_name(value, what=name)
+        return check.queue_name(value, what=name, existing=existing)
     except (TypeError, ValueError) as exc:
         raise field_error(name, str(exc)) from None
 
@@ -77,7 +80,7 @@ def job_type_param(request: Request) -> str | None:
     if raw is None or raw == "":
         return None
     try:
-        return check.job_type(raw)
+        return check.job_type(raw, existing=True)
     except ValueError as exc:
         raise field_error("job_type", str(exc)) from None
 

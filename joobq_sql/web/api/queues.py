@@ -45,7 +45,7 @@ async def list_queues(request: Request) -> Response:
 
 async def pause_queue(request: Request) -> Response:
     """POST /joobq/queues/{queue}/pause: workers everywhere stop starting its jobs."""
-    queue = params.queue_path(request)
+    queue = params.queue_path(request, existing=False)
     changed = await blocking(web_context(request).app.pause, queue)
     return JSONResponse({"queue": queue, "paused": True, "changed": changed})
 
