@@ -368,6 +368,10 @@ def test_rows_stored_under_a_now_refused_name_stay_listable_by_it(
     assert [r.jid for r in app.store.search_jobs(queue="hr ")] == [jid]
     assert [r.jid for r in app.store.search_jobs(job_type="hr ")] == [jid]
     assert "hr " in app.store.queue_stats()
+    # The seed's lookups by queue name (JoobQ's Store interface) find them too.
+    assert app.store.queue_size("hr ") == 1
+    assert len(app.store.list_jobs("hr ")) == 1
+    assert app.store.processing_queue_size("hr ") == 0
     listed = run_cli(database_url, "--json", "jobs", "list", "--queue", "hr ", "--type", "hr ")
     assert listed.returncode == 0, listed.stderr
     assert str(jid) in listed.stdout

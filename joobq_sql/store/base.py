@@ -547,7 +547,7 @@ class Store(ABC):
 
     def queue_size(self, queue_name: str) -> int:
         """Jobs of `queue_name` that are runnable now (waiting and due)."""
-        check.queue_name(queue_name)
+        queue_name = check.queue_name(queue_name, existing=True)  # a lookup
         return sum(
             self.count_jobs(queue_name, status, due_only=True)
             for status in (JobStatus.ENQUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING)
@@ -555,13 +555,13 @@ class Store(ABC):
 
     def processing_queue_size(self, queue_name: str) -> int:
         """Jobs of `queue_name` that are running."""
-        check.queue_name(queue_name)
+        queue_name = check.queue_name(queue_name, existing=True)  # a lookup
         return self.count_jobs(queue_name, JobStatus.RUNNING)
 
     def list_jobs(self, queue_name: str, page_number: int = 1, page_size: int = 200) -> list[str]:
         """Page `page_number` (from 1) of the waiting jobs of `queue_name`, in claim order.
         A page past the end is empty."""
-        check.queue_name(queue_name)
+        queue_name = check.queue_name(queue_name, existing=True)  # a lookup
         check.positive_int(page_number, what="page_number")
         check.positive_int(page_size, what="page_size")
         offset = (page_number - 1) * page_size
@@ -569,7 +569,7 @@ class Store(ABC):
 
     def clear_queue(self, queue_name: str) -> None:
         """Delete the waiting jobs of `queue_name`."""
-        check.queue_name(queue_name)
+        queue_name = check.queue_name(queue_name, existing=True)  # a lookup
         self.clear_waiting(queue_name)
 
     def delete_job(self, job: str | Job | UUID) -> None:

@@ -152,7 +152,7 @@ class Maintainer:
         if recovered:
             self._log.info("maintenance duty %s recovered after %d failures", duty.name, recovered)
         if touched:
-            self._log.info("maintenance duty %s touched %d jobs", duty.name, touched)
+            self._log.info("maintenance duty %s touched %d rows", duty.name, touched)
         # Work left over after the pass cap: due again at once, after the other due duties.
         schedule.due = time.monotonic() + (0.0 if duty.backlogged else duty.interval)
 
