@@ -17,7 +17,8 @@ Choices these tests document:
   refused, naming the field or argument.
 - Queue names may hold quotes, semicolons and any visible Unicode in the Python API and the
   CLI (they only ever travel as SQL parameters), NFC-normalised; control characters (NUL
-  included), invisible and blank names are refused (tests/test_hostile_names_and_output.py). The REST API is stricter ([a-zA-Z0-9_-], 50 characters) and says so.
+  included), invisible and blank names are refused (tests/test_hostile_names_and_output.py).
+  The REST API is stricter ([a-zA-Z0-9_-], 50 characters) and says so.
 - Values PostgreSQL's jsonb cannot hold (U+0000, a lone surrogate) and args nested beyond what
   JSON decoders take are refused at enqueue, naming the field; rows altered by hand that would
   wedge a claim (an attempt near int4's end, infinite times) are refused by CHECKs, and jsonb
