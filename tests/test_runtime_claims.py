@@ -219,6 +219,8 @@ def test_async_runner_hands_back_a_lost_claim(make_app, monkeypatch) -> None:
 
     wait_until(lambda: fault.fired, what="the claim whose commit is lost")
     wait_until(lambda: len(ran) == 3, what="the jobs of the lost claim to run")
+    # Ran is not yet acknowledged: wait for the acknowledgements before reading the rows.
+    wait_until(lambda: running(store, ASYNC_QUEUE) == 0, what="no claimed job left running")
     assert each_ran_once(good)
     for jid in good:
         record = store.get_job(jid)
