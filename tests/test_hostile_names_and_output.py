@@ -644,6 +644,15 @@ def test_a_bad_sslmode_is_reported_as_a_bad_url_not_as_a_server_that_is_down() -
     assert 'invalid sslmode value: "bogus"' in line and "--database-url" in line, line
 
 
+def test_a_non_integer_port_in_the_url_s_query_is_reported_as_a_bad_url() -> None:
+    url = "postgresql://app@127.0.0.1/app?port=abc"
+    result = run_cli(None, "--database-url", url, "jobs", "list")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    (line,) = result.stderr.splitlines()
+    assert "unexpected" not in line and "Traceback" not in line, line
+    assert "database URL in --database-url is not valid" in line and "abc" in line, line
+
+
 def test_a_duty_s_first_failure_in_an_outage_logs_one_line_and_the_traceback_at_debug(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
