@@ -113,10 +113,11 @@ def test_sigkilled_workers_lose_nothing(log, store, workers):
     the kills however fast the machine is.
 
     Every job completes. Only jobs in flight at a kill run twice: each duplicated job's earlier
-    run was in a killed process, and there are at most kills x (threads + prefetch) of them. (A
-    job runs twice only if its first run recorded its side effect before the kill and its
+    run was in a killed process, and there are at most kills x threads x 2 of them. (A job runs
+    twice only if its first run recorded its side effect before the kill and its
     acknowledgement was not yet written: it was on one of the threads, or in the acknowledger's
-    batch of the last few milliseconds, a fraction of one 15 ms job per thread.) The jobs
+    batch of the last few milliseconds, at most about one job per thread even when a loaded
+    machine slows that batch's round trip.) The jobs
     claimed but not started at a kill are rescued after their 3 s lease and run once.
     """
     jids = enqueue_counting(store, KILL_JOBS, queue=QUEUE, seconds=0.008)
@@ -149,7 +150,10 @@ def test_sigkilled_workers_lose_nothing(log, store, workers):
     for jid, runs in accounting.duplicated.items():
         runs.sort()
         assert all(pid in killed for _, pid in runs[:-1]), (jid, runs, killed)
-    bound = KILLS * (KILL_THREADS + 0)  # prefetch 0
+    # Per kill: a job on each thread (prefetch 0), and as many finished ones whose
+    # acknowledgement was not yet written (the acknowledger's batch in flight, and what
+    # finished during its round trip: more on a loaded machine).
+    bound = KILLS * KILL_THREADS * 2
     assert accounting.extra_performs <= bound, accounting.summary()
     # Each of those was rescued by lease expiry, so the rescue counter saw them all.
     assert counter(log, "rescued") >= len(accounting.duplicated)
@@ -598,6 +602,15 @@ def test_pinned_xmin_during_a_drain_and_the_doctor_reports_it(log, store, worker
         assert report["queues"] == [] or all(q["waiting"] == 0 for q in report["queues"])
     finally:
         holder.close()
+    # The server ends the closed session's backend a moment later: until then it still pins.
+    wait_until(
+        lambda: (
+            not log.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pinned_pid,)
+            ).fetchone()
+        ),
+        what="the holder's backend to end",
+    )
 
     removed, kept = vacuum(log)
     # With the snapshot gone nothing is kept any more. (The table's eager autovacuum may have
