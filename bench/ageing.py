@@ -5,29 +5,83 @@ starts (the table filled) and when it ends.
 What ages a queue table is dead tuples: every claim and completion leaves a dead row version
 behind, and the claim index scans over them until (auto)vacuum removes them. The last
 window's throughput as a fraction of the first says how much that costs.
+
+Run it on a server at the stock `autovacuum_naptime` (60 s: what a managed server runs, and
+what `bench/run.py`'s private server runs), where autovacuum visits the table once a minute:
+there the workers' own VACUUM (the `self_vacuum` setting, on by default) is what keeps the
+table small. `self_vacuum=False` runs the same drain without it, for comparison; the result
+says how often each kind of VACUUM ran and what the server's naptime was.
+
+    python -m bench.ageing --url postgresql://... [--jobs N] [--no-self-vacuum]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
-from bench._common import table_sizes
+import psycopg
+
+from bench._common import SCHEMA, libpq, table_sizes
 from bench.drain import DrainOptions, drain
 
 
-def run(url: str, jobs: int, options: DrainOptions, windows: int = 10) -> dict[str, Any]:
+def vacuum_figures(url: str) -> dict[str, Any]:
+    """The server's autovacuum naptime, and how often the jobs table was vacuumed by hand (the
+    runtime's own VACUUM) and by autovacuum."""
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('autovacuum_naptime'), coalesce(s.vacuum_count, 0), "
+            "coalesce(s.autovacuum_count, 0) FROM (SELECT 1) AS one "
+            "LEFT JOIN pg_stat_user_tables AS s ON s.relid = %s::regclass",
+            (f"{SCHEMA}.jobs",),
+        ).fetchone()
+    assert row is not None
+    return {"autovacuum_naptime": row[0], "vacuums": int(row[1]), "autovacuums": int(row[2])}
+
+
+@contextlib.contextmanager
+def _self_vacuum(enabled: bool) -> Iterator[None]:
+    """The drain's worker processes read JOOBQ_SELF_VACUUM from the environment they inherit."""
+    saved = os.environ.get("JOOBQ_SELF_VACUUM")
+    os.environ["JOOBQ_SELF_VACUUM"] = "true" if enabled else "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["JOOBQ_SELF_VACUUM"]
+        else:
+            os.environ["JOOBQ_SELF_VACUUM"] = saved
+
+
+def run(
+    url: str, jobs: int, options: DrainOptions, windows: int = 10, *, self_vacuum: bool = True
+) -> dict[str, Any]:
     window = max(jobs // windows, 1)
     sizes: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, Any]] = {}
 
     def before_start() -> None:
         sizes["start"] = table_sizes(url)
+        counts["start"] = vacuum_figures(url)
 
-    result = drain(url, jobs, options, window=window, before_start=before_start, poll=0.05)
+    with _self_vacuum(self_vacuum):
+        result = drain(url, jobs, options, window=window, before_start=before_start, poll=0.05)
     sizes["end"] = table_sizes(url)
+    counts["end"] = vacuum_figures(url)
     rates = [w["jobs_per_s"] for w in result["windows"]]
     start, end = sizes["start"], sizes["end"]
     return {
         **result,
+        "self_vacuum": self_vacuum,
+        "autovacuum_naptime": counts["end"]["autovacuum_naptime"],
+        # during the drain (the fill's own VACUUM ANALYZE comes before the start)
+        "vacuums": counts["end"]["vacuums"] - counts["start"]["vacuums"],
+        "autovacuums": counts["end"]["autovacuums"] - counts["start"]["autovacuums"],
         "window_jobs": window,
         "sizes": sizes,
         "last_to_first_window": round(rates[-1] / rates[0], 3) if rates and rates[0] else None,
@@ -35,3 +89,38 @@ def run(url: str, jobs: int, options: DrainOptions, windows: int = 10) -> dict[s
         if start["total_bytes"]
         else None,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ageing", description=__doc__)
+    parser.add_argument("--url", required=True, help="database URL (its jobs are lost)")
+    parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs drained (1,000,000)")
+    parser.add_argument("--windows", type=int, default=10, help="throughput windows (10)")
+    parser.add_argument("--threads", type=int, default=16, help="workers (16)")
+    parser.add_argument("--batch", type=int, default=1000, help="worker_batch_size (1000)")
+    parser.add_argument("--prefetch", type=int, help="prefetch (the setting's default)")
+    parser.add_argument("--no-self-vacuum", action="store_true", help="self_vacuum off")
+    parser.add_argument("--json", help="write the result to this file")
+    args = parser.parse_args(argv)
+    from joobq_sql.migrate import normalize_url, upgrade
+
+    url = normalize_url(args.url)
+    upgrade(url)
+    options = DrainOptions(threads=args.threads, batch=args.batch, prefetch=args.prefetch)
+    result = run(url, args.jobs, options, args.windows, self_vacuum=not args.no_self_vacuum)
+    mb = 1024 * 1024
+    print(
+        f"self_vacuum {result['self_vacuum']}, naptime {result['autovacuum_naptime']}: "
+        f"{result['vacuums']} vacuums, {result['autovacuums']} autovacuums; "
+        f"last/first window {result['last_to_first_window']}, "
+        f"size {result['sizes']['start']['total_bytes'] / mb:.1f} -> "
+        f"{result['sizes']['end']['total_bytes'] / mb:.1f} MB ({result['end_to_start_size']}x)"
+    )
+    print("windows (jobs/s):", ", ".join(f"{w['jobs_per_s']:,.0f}" for w in result["windows"]))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()

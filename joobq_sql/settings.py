@@ -40,8 +40,8 @@ _DURATION_HELP = (
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_FLOAT_SETTINGS = frozenset({"retry_jitter"})
-_BOOL_SETTINGS = frozenset({"notify"})
+_FLOAT_SETTINGS = frozenset({"retry_jitter", "self_vacuum_threshold"})
+_BOOL_SETTINGS = frozenset({"notify", "self_vacuum"})
 _QUEUE_KEYS = ("name", "workers", "jobs", "throttle", "mode")
 #: How a queue runs its jobs: a thread per worker slot, or asyncio tasks on one event loop.
 QUEUE_MODES = ("threads", "async")
@@ -97,6 +97,8 @@ class Bound:
     high: float
     above: bool = False
     integer: bool = False
+    #: A share (a fraction of a whole), not a duration.
+    share: bool = False
 
     def allows(self, value: float) -> bool:
         return (value > self.low if self.above else value >= self.low) and value <= self.high
@@ -106,6 +108,8 @@ class Bound:
         "a duration between 1 s and 1 day", "a duration > 0 s and at most 1000 years"."""
         if self.integer:
             return f"an integer in {self.low:.0f}..{self.high:.0f}"
+        if self.share:
+            return f"a share > {self.low:g} and at most {self.high:g}"
         low, high = _validation.duration_words(self.low), _validation.duration_words(self.high)
         if self.above:
             return f"a duration > {low} and at most {high}"
@@ -147,6 +151,8 @@ BOUNDS: dict[str, Bound] = {
     "error_window": Bound(0, DAY, above=True),
     "restart_cooldown": Bound(0, HOUR),
     "throttle_period": Bound(0, DAY, above=True),
+    # shares
+    "self_vacuum_threshold": Bound(0, 1, above=True, share=True),
 }
 
 
@@ -278,6 +284,12 @@ class Settings:
     #: job type or args belong to a deploy none of them runs) before it goes dead. An hour
     #: covers a slow rolling deploy; by then a job no worker knows is a mistake to report.
     unrunnable_grace: float = HOUR
+    #: Workers VACUUM the jobs table themselves when dead row versions pass
+    #: `self_vacuum_threshold` of it (runtime/maintenance/table_vacuumer.py): for servers whose
+    #: autovacuum wakes too seldom for a queue's churn (autovacuum_naptime is one minute by
+    #: default). Where autovacuum keeps up, the share stays below and they never do.
+    self_vacuum: bool = True
+    self_vacuum_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -319,6 +331,14 @@ class Settings:
         if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
             raise ConfigurationError(f"retry_jitter must be a number in 0..1, got {jitter!r}")
         put("retry_jitter", float(jitter))
+        if not isinstance(self.self_vacuum, bool):
+            raise ConfigurationError(f"self_vacuum must be True or False, got {self.self_vacuum!r}")
+        share, bound = self.self_vacuum_threshold, BOUNDS["self_vacuum_threshold"]
+        if isinstance(share, bool) or not isinstance(share, int | float) or not bound.allows(share):
+            raise ConfigurationError(
+                f"self_vacuum_threshold must be {bound.describe()}, got {_validation.shown(share)}"
+            )
+        put("self_vacuum_threshold", float(share))
 
     @property
     def heartbeat_seconds(self) -> float:

@@ -53,6 +53,8 @@ def test_defaults_are_the_documented_values() -> None:
         "restart_limit": 5,
         "restart_cooldown": 5.0,
         "unrunnable_grace": 3600.0,
+        "self_vacuum": True,
+        "self_vacuum_threshold": 0.1,
     }
 
 

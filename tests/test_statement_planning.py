@@ -184,3 +184,39 @@ def test_the_store_claims_with_the_statement_for_its_server(server_database_url:
     expected = QUERIES[claim_statement(int(version))]
     body = expected[expected.index("WITH") :][:40]  # past the comments, before any parameter
     assert any(body in statement for statement in prepared), (body, prepared)
+
+
+def rows_read(plan: Any) -> float:
+    """Rows the statement's scans of the jobs table visited (returned or filtered out)."""
+    return sum(
+        (float(n.get("Actual Rows", 0)) + float(n.get("Rows Removed by Filter", 0)))
+        * float(n.get("Actual Loops", 1))
+        for n in plan_nodes(plan)
+        if n.get("Relation Name") == "jobs"
+    )
+
+
+def test_stats_reads_as_many_rows_with_40k_waiting_jobs_as_with_6k(
+    conn: psycopg.Connection,
+) -> None:
+    """stats() is polled by the dashboard, `stats --watch` and /metrics: its count reads at most
+    `cap` rows per part of a queue (STATS_EXACT_LIMIT in the store; 500 here, so that a small
+    table shows it), never the whole table."""
+    params = {"cap": 500}
+    an_hour_ago = "now() - interval '1 hour'"
+    add_jobs(conn, 6_000, priorities=2, run_at=an_hour_ago)  # two parts due
+    add_jobs(conn, 1_000, status="scheduled", run_at="now() + interval '1 hour'")  # one later
+    conn.execute(
+        "INSERT INTO joobq.jobs (jid, queue, job_type, status, dead_expires_at) "
+        "SELECT gen_random_uuid(), 'q', 'X', 'dead', now() + interval '1 day' "
+        "FROM generate_series(1, 1000)"
+    )  # and one part dead
+    fewer = rows_read(executed_plan(conn, "queue_counts", params))
+    add_jobs(conn, 34_000, priorities=2, run_at=an_hour_ago)
+
+    plan = executed_plan(conn, "queue_counts", params)
+
+    scans = [n["Node Type"] for n in plan_nodes(plan) if "Scan" in n["Node Type"]]
+    assert "Seq Scan" not in scans, scans
+    assert rows_read(plan) <= 4 * 500 + 20, rows_read(plan)  # four parts, a few probes
+    assert rows_read(plan) <= fewer + 5, (fewer, rows_read(plan))

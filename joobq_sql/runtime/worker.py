@@ -24,10 +24,12 @@ from .heartbeat import Heartbeat
 from .maintenance import (
     CompletedPruner,
     DeadPurger,
+    Duty,
     ExpirySweeper,
     HistoryPruner,
     LeaseRescuer,
     Maintainer,
+    TableVacuumer,
     WorkerPruner,
 )
 from .queue_runner import QueueRunner
@@ -84,16 +86,25 @@ class Worker:
             quiet=self.acker.quiet,
         )
         interval = settings.maintenance_interval
-        self.maintainer = Maintainer(
-            [
-                LeaseRescuer(store, interval=interval),
-                ExpirySweeper(store, interval=interval),
-                DeadPurger(store, interval=interval),
-                CompletedPruner(store, interval=interval),
-                HistoryPruner(store, interval=max(interval, 60.0)),
-                WorkerPruner(store, interval=interval),
-            ]
-        )
+        duties: list[Duty] = [
+            LeaseRescuer(store, interval=interval),
+            ExpirySweeper(store, interval=interval),
+            DeadPurger(store, interval=interval),
+            CompletedPruner(store, interval=interval),
+            HistoryPruner(store, interval=max(interval, 60.0)),
+            WorkerPruner(store, interval=interval),
+        ]
+        if settings.self_vacuum and isinstance(store, PostgresStore):
+            # Every few seconds (one row of statistics read): a minute of a busy queue's
+            # dead row versions is what it is there to spare the table.
+            duties.append(
+                TableVacuumer(
+                    store,
+                    interval=min(interval, TableVacuumer.default_interval),
+                    dead_share=settings.self_vacuum_threshold,
+                )
+            )
+        self.maintainer = Maintainer(duties)
         self.listener = None
         if settings.notify and isinstance(store, PostgresStore) and store.notify:
             from ..store.postgres.notifier import Listener, libpq_dsn

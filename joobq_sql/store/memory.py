@@ -730,6 +730,7 @@ class MemoryStore(MemoryOperations, Store):
                     ),
                     totals={n: self._counters.get(queue, {}).get(n, 0) for n in COUNTER_NAMES},
                     paused=queue in self._paused,
+                    estimated=False,  # every count here is exact
                 )
                 for queue in sorted(held.keys() | self._counters.keys() | self._paused)
             }

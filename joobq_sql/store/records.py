@@ -331,6 +331,10 @@ class QueueStats:
     totals: Mapping[str, int] = field(default_factory=dict)
     #: Paused queues start no new job until resumed.
     paused: bool = False
+    #: True when some counts are estimates: a PostgresStore counts at most 10,000 rows of each
+    #: part of a queue exactly, so that stats() costs the same however long the backlog
+    #: (store/postgres/queue_stats.py).
+    estimated: bool = False
 
     def __post_init__(self) -> None:
         # Every counter is always present, so readers never need a default.

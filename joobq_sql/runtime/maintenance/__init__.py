@@ -6,6 +6,7 @@
 - CompletedPruner: kept completed jobs past their retention are deleted.
 - HistoryPruner: per-minute throughput and silent workers older than a day are forgotten.
 - WorkerPruner: workers silent for ten of their heartbeats (killed, never stopped) are forgotten.
+- TableVacuumer: the jobs table is vacuumed when its dead row versions pass a share of it.
 """
 
 from .completed_pruner import CompletedPruner
@@ -15,6 +16,7 @@ from .expiry_sweeper import ExpirySweeper
 from .history_pruner import HistoryPruner
 from .lease_rescuer import LeaseRescuer
 from .maintainer import Maintainer
+from .table_vacuumer import TableVacuumer
 from .worker_pruner import WorkerPruner
 
 __all__ = [
@@ -28,5 +30,6 @@ __all__ = [
     "LeaseRescuer",
     "Maintainer",
     "StoreDuty",
+    "TableVacuumer",
     "WorkerPruner",
 ]

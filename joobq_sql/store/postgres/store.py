@@ -46,8 +46,10 @@ from ..unrunnable import (
 )
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
 from .arrays import int_array, text_array, uuid_array
+from .hot_table import TableHealth, health_statement, read_health, run_vacuum
 from .notifier import channel_for, notify_queues
 from .queries import Queries
+from .queue_stats import STATS_EXACT_LIMIT, build_queue_stats
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
 
 
@@ -471,24 +473,35 @@ class PostgresStore(Store):
         return self._rowcount("clear_waiting", {"queue": check.queue_name(queue, existing=True)})
 
     def queue_stats(self) -> dict[str, QueueStats]:
+        """Per queue, at a cost bounded by the queues, not the jobs: counts are exact up to
+        STATS_EXACT_LIMIT rows per part of a queue, estimated beyond (queue_stats.py)."""
         with self._db.cursor() as cur:
-            cur.execute(self._sql["queue_counts"])
-            counts = {row.pop("queue"): row for row in cur.fetchall()}
+            cur.execute(self._sql["queue_counts"], {"cap": STATS_EXACT_LIMIT})
+            rows = cur.fetchall()
             cur.execute(self._sql["queue_totals"])
             totals: dict[str, dict[str, int]] = {}
             for row in cur.fetchall():
                 totals.setdefault(row["queue"], {})[row["counter"]] = int(row["value"])
             cur.execute(self._sql["paused_queues"])
             paused = {row["queue"] for row in cur.fetchall()}
-        return {
-            queue: QueueStats(
-                queue=queue,
-                **counts.get(queue, {}),
-                totals=totals.get(queue, {}),
-                paused=queue in paused,
-            )
-            for queue in sorted(counts.keys() | totals.keys() | paused)
-        }
+
+            def live_rows() -> int:
+                cur.execute(self._sql["jobs_live_rows"])
+                return int(cur.fetchall()[0]["live_rows"])
+
+            return build_queue_stats(rows, totals=totals, paused=paused, live_rows=live_rows)
+
+    def hot_table_health(self) -> list[TableHealth]:
+        """The jobs table's live and dead row versions, when it was last vacuumed, and whether
+        this role may VACUUM it (see hot_table.py)."""
+        with self._db.cursor() as cur:
+            statement = health_statement(cur.connection.info.server_version)
+            return read_health(cur, self._sql[statement])
+
+    def vacuum_jobs_table(self) -> bool:
+        """VACUUM the jobs table (only it: never the database). True when it ran, False when
+        another VACUUM held the table; VacuumRefusedError when this role may not."""
+        return run_vacuum(self.engine, self._sql["vacuum_jobs"])
 
     def search_jobs(
         self,
