@@ -73,7 +73,7 @@ def translate(exc: BaseException, *, where: str, source: str, schema: str) -> Cl
         return CliError(str(exc))
     if _is_url_argument_error(exc):
         # SQLAlchemy's dialect refused a URL argument (e.g. ?port=abc) before connecting.
-        return CliError(f"the database URL in {source} is not valid ({one_line(exc)}); fix it")
+        return CliError(f"the database URL in {source} is not valid ({one_line(str(exc))}); fix it")
     driver_error = _driver_error(exc)
     if driver_error is not None:
         return _database_error(driver_error, where=where, source=source)
