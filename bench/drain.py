@@ -1,10 +1,14 @@
 """drain: N pre-enqueued no-op jobs processed by P worker processes of a JoobQ application, each
-running one queue with T workers; jobs/s from the start of the workers until the queue's
-`completed` total reaches N.
+running one queue; jobs/s from the start of the workers until the queue's `completed` total
+reaches N.
 
-Each worker process is spawned, imports joobq_sql, builds its application and opens a
-connection before the clock starts, so interpreter start-up is not counted; starting the
-workers (LISTEN, first claim) is.
+The application is built as a user builds it: `JoobQ(database_url=...)` and
+`app.queue("bench", jobs=[NoopJob])`, with only the settings a DrainOptions names (None
+leaves the library's default: DEFAULTS changes nothing, TUNED is the tuned drain).
+
+Each worker process is forked from the fork server of bench._common.run_processes, builds its
+application and opens a connection before the clock starts; starting the workers (LISTEN,
+the first claim) is on the clock.
 """
 
 from __future__ import annotations
@@ -19,27 +23,35 @@ from bench._common import (
     QUEUE,
     ChildChannel,
     NoopJob,
-    analyze,
     completed_total,
-    fill,
+    fill_queue,
     libpq,
     per_second,
-    reset,
     run_processes,
     window_rates,
 )
+from bench.meter import Meter
 from joobq_sql import JoobQ, PostgresStore
 from joobq_sql.settings import SETTING_NAMES, Settings
 
 
 @dataclasses.dataclass(frozen=True)
 class DrainOptions:
+    """A drain's shape. None: the library's default (not passed at all)."""
+
     processes: int = 1
-    threads: int = 16
-    batch: int = 1000
-    #: None: the Settings default (or no such setting in this version).
+    #: the queue's `workers` (per process)
+    threads: int | None = None
+    #: worker_batch_size
+    batch: int | None = None
     prefetch: int | None = None
     timeout: float = 900.0
+
+
+#: Out of the box: nothing set.
+DEFAULTS = DrainOptions()
+#: The tuned drain of the issue: worker_batch_size 1000, prefetch 1000, 16 workers.
+TUNED = DrainOptions(threads=16, batch=1000, prefetch=1000)
 
 
 def supports_prefetch() -> bool:
@@ -48,7 +60,9 @@ def supports_prefetch() -> bool:
 
 def app_settings(url: str, options: DrainOptions) -> dict[str, Any]:
     """The JoobQ keyword settings of a drain worker process."""
-    settings: dict[str, Any] = {"database_url": url, "worker_batch_size": options.batch}
+    settings: dict[str, Any] = {"database_url": url}
+    if options.batch is not None:
+        settings["worker_batch_size"] = options.batch
     if options.prefetch is not None and supports_prefetch():
         settings["prefetch"] = options.prefetch
     return settings
@@ -63,15 +77,41 @@ def describe_settings(url: str, options: DrainOptions) -> dict[str, Any]:
     return described
 
 
+def describe(options: DrainOptions) -> str:
+    """ "workers 16, batch 1000, prefetch 1000, 2 processes"; "defaults" when nothing is set."""
+    parts = []
+    if options.threads is not None:
+        parts.append(f"workers={options.threads}")
+    if options.batch is not None:
+        parts.append(f"worker_batch_size={options.batch}")
+    if options.prefetch is not None:
+        parts.append(f"prefetch={options.prefetch}")
+    shape = ", ".join(parts) or "defaults"
+    if options.processes > 1:
+        shape += f", {options.processes} processes"
+    return shape
+
+
 def worker_process(url: str, options: DrainOptions, *, channel: ChildChannel) -> None:
     """One drain worker process: build the app, report ready, run from `go` until `stop`."""
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     app = JoobQ(**app_settings(url, options))
-    app.queue(QUEUE, workers=options.threads, jobs=[NoopJob])
+    if options.threads is None:
+        definition = app.queue(QUEUE, jobs=[NoopJob])
+    else:
+        definition = app.queue(QUEUE, workers=options.threads, jobs=[NoopJob])
     app.store.now()  # connect now, not on the clock
-    channel.report("ready")
+    settings = app.settings
+    channel.report(
+        "ready",
+        {
+            "workers": definition.workers,
+            "worker_batch_size": settings.worker_batch_size,
+            "prefetch": getattr(settings, "prefetch", None),
+        },
+    )
     channel.go.wait()
     worker = app.start()
     channel.stop.wait()
@@ -91,22 +131,20 @@ def drain(
     before_start: Callable[[], None] | None = None,
     on_poll: Callable[[float], None] | None = None,
     poll: float = 0.02,
+    meter: Meter | None = None,
 ) -> dict[str, Any]:
     """Fill the queue with `jobs` no-op jobs and drain them; return the figures.
 
     `window`: also report the throughput of every `window` jobs. `before_start` runs once the
     table is filled, just before the workers start; `on_poll` with the seconds elapsed at each
-    progress poll.
+    progress poll. `meter`: its "enqueue" phase is the fill, its "drain" phase from just before
+    the workers start until they have exited (the progress polls are not counted).
     """
-    reset(url)
-    store = PostgresStore(url, pool_size=1)
-    try:
-        fill(store, jobs)
-    finally:
-        store.close()
-    analyze(url)
+    fill_queue(url, jobs, meter)
     if before_start is not None:
         before_start()
+    if meter is not None:
+        meter.begin("drain")
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         run = run_processes(
             worker_process,
@@ -118,17 +156,21 @@ def drain(
             poll=poll,
             on_poll=on_poll,
         )
+    if meter is not None:
+        meter.end(harness_commits=len(run.samples))  # one transaction per progress poll
     store = PostgresStore(url, pool_size=1)
     try:
         stats = store.queue_stats().get(QUEUE)
     finally:
         store.close()
+    effective = run.ready[0] if run.ready else {}
     result: dict[str, Any] = {
         "jobs": jobs,
         "processes": options.processes,
-        "threads": options.threads,
-        "batch": options.batch,
-        "prefetch": options.prefetch if supports_prefetch() else None,
+        "threads": effective.get("workers", options.threads),
+        "batch": effective.get("worker_batch_size", options.batch),
+        "prefetch": effective.get("prefetch", options.prefetch),
+        "settings_given": describe(options),
         "seconds": round(run.seconds, 3),
         "jobs_per_s": per_second(jobs, run.seconds),
         "queue_stats_after": None
@@ -143,15 +185,3 @@ def drain(
     if window:
         result["windows"] = window_rates(run.samples, jobs, window)
     return result
-
-
-def run(url: str, jobs: int, options: DrainOptions, prefetches: list[int | None]) -> dict[str, Any]:
-    """The drain workload: one drain per prefetch value; `best` names the fastest."""
-    runs = []
-    for prefetch in prefetches:
-        chosen = dataclasses.replace(options, prefetch=prefetch)
-        result = drain(url, jobs, chosen)
-        result["settings"] = describe_settings(url, chosen)
-        runs.append(result)
-    best = max(runs, key=lambda r: r["jobs_per_s"])
-    return {"runs": runs, "best": best, "jobs_per_s": best["jobs_per_s"]}

@@ -7,7 +7,9 @@ runs one queue with --workers workers while a producer thread enqueues no-op job
 - notify: wake-ups by LISTEN/NOTIFY, with a 5 s poll, so a pickup can only come from a NOTIFY;
 - poll-only: no NOTIFY, a 0.05 s poll (PgBouncer in transaction mode).
 
-The commit time of job n is taken just after its enqueue call returns (the call returns after
+`measure` is one run at the application's defaults unless told otherwise (what the benchmark's
+latency workload runs); the modes above pass their notify and poll settings. The commit time
+of job n is taken just after its enqueue call returns (the call returns after
 COMMIT); perform takes its own start time; both on this process's monotonic clock. The first
 --warmup seconds of each run are left out of the figures.
 
@@ -26,12 +28,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import latency_figures, reset, workload_database
-from joobq_sql import Job, JoobQ, PostgresStore
+from bench.meter import Meter
+from bench.meter import phase as metered
+from joobq_sql import Job, JoobQ
 
 BENCH_DATABASE = "joobq_latency_bench"
 QUEUE = "latency"
@@ -59,56 +64,86 @@ class Mode:
     poll_interval: float
 
 
-def run(url: str, mode: Mode, *, rate: float, seconds: float, warmup: float, workers: int) -> dict:
+def measure(
+    url: str,
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    workers: int | None = None,
+    settings: dict[str, Any] | None = None,
+    meter: Meter | None = None,
+) -> dict[str, Any]:
+    """One pickup-latency run: an application built as a user builds it (`JoobQ(database_url=
+    url, **settings)`, `app.queue(QUEUE, jobs=[LatencyBenchJob])`, with `workers` when given),
+    and a producer calling `LatencyBenchJob.enqueue` at `rate`. `meter`'s "latency" phase is the
+    whole run, start-up and shut-down of the application included."""
     reset(url, vacuum=False)
     with _lock:
         _started.clear()
-    store = PostgresStore(url, notify=mode.notify, pool_size=workers + 4)
-    app = JoobQ(store=store, notify=mode.notify, poll_interval=mode.poll_interval)
-    app.queue(QUEUE, workers=workers, jobs=[LatencyBenchJob])
-    worker = app.start()
-    if worker.listener is not None and not worker.listener.wait_connected(10):
-        raise RuntimeError("the worker's LISTEN did not start within 10 s")
+    with metered(meter, "latency"):
+        app = JoobQ(database_url=url, **(settings or {}))
+        if workers is None:
+            definition = app.queue(QUEUE, jobs=[LatencyBenchJob])
+        else:
+            definition = app.queue(QUEUE, workers=workers, jobs=[LatencyBenchJob])
+        poll_interval = app.settings.poll_interval
+        notify = app.settings.notify
+        worker = app.start()
+        try:
+            if worker.listener is not None and not worker.listener.wait_connected(10):
+                raise RuntimeError("the worker's LISTEN did not start within 10 s")
 
-    committed: dict[int, float] = {}
-    total = math.ceil((warmup + seconds) * rate)
-    skip = math.ceil(warmup * rate)
-    began = time.perf_counter()
-    for n in range(total):
-        due = began + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        app.enqueue(LatencyBenchJob(n=n))  # one transaction; returns after COMMIT (and NOTIFY)
-        committed[n] = time.perf_counter()
-    produced = time.perf_counter() - began
+            committed: dict[int, float] = {}
+            total = math.ceil((warmup + seconds) * rate)
+            skip = math.ceil(warmup * rate)
+            began = time.perf_counter()
+            for n in range(total):
+                due = began + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                LatencyBenchJob.enqueue(n=n)  # one transaction; returns after COMMIT
+                committed[n] = time.perf_counter()
+            produced = time.perf_counter() - began
 
-    deadline = time.monotonic() + mode.poll_interval + 30
-    while time.monotonic() < deadline:
-        with _lock:
-            if len(_started) >= total:
-                break
-        time.sleep(0.05)
-    worker.stop(grace=5)
-    app.close()
+            deadline = time.monotonic() + poll_interval + 30
+            while time.monotonic() < deadline:
+                with _lock:
+                    if len(_started) >= total:
+                        break
+                time.sleep(0.05)
+        finally:
+            worker.stop(grace=5)
+            app.close()
 
     with _lock:
         started = dict(_started)
     latencies = sorted(
         (started[n] - committed[n]) * 1000 for n in range(skip, total) if n in started
     )
-    missing = total - len(started)
     result = {
-        "mode": mode.name,
-        "notify": mode.notify,
-        "poll_interval_s": mode.poll_interval,
-        "workers": workers,
+        "notify": notify,
+        "poll_interval_s": poll_interval,
+        "workers": definition.workers,
         "target_rate": rate,
         "achieved_rate": round(total / produced, 1),
+        "jobs": total,
         "jobs_measured": len(latencies),
-        "jobs_not_started": missing,
+        "jobs_not_started": total - len(started),
     }
     return result | latency_figures(latencies)
+
+
+def run(
+    url: str, mode: Mode, *, rate: float, seconds: float, warmup: float, workers: int
+) -> dict[str, Any]:
+    """One run in `mode` (notify with a long poll, or poll-only) with `workers` workers."""
+    settings = {"notify": mode.notify, "poll_interval": mode.poll_interval}
+    result = measure(
+        url, rate=rate, seconds=seconds, warmup=warmup, workers=workers, settings=settings
+    )
+    return {"mode": mode.name, **result}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,23 @@
-"""peers: the drain and pickup-latency workloads run through pgqueuer and procrastinate, each
-through its documented API, in the same run as ours (install them with the `bench` extra).
+"""peers: pgqueuer and procrastinate, each through its documented API, on the same workloads
+as ours in the same run (install them with the `bench` extra): the drain and pickup latency
+(pgqueuer's bulk and single enqueues are in bulk.py and single.py). Every function here is one
+repetition of one workload; run.py alternates them with ours.
 
 - pgqueuer: a PgQueuer per worker process on one asyncpg connection (psycopg's async
-  connection when asyncpg is missing), uvloop as in its own benchmark, an async no-op
-  entrypoint, `run(batch_size=<our batch>, mode=drain)` for the drain; its schema installed
-  with `Queries.install()` at its default (durable) settings.
-- procrastinate: an App on its PsycopgConnector, an async no-op task,
-  `run_worker_async(concurrency=<our threads>, wait=False)` for the drain (it returns once the
-  queue is empty); its schema applied with `schema_manager.apply_schema_async()`. It has no
-  batch size: every job is fetched by one call of its fetch procedure.
+  connection when asyncpg is missing) under uvloop, as in pgqueuer's own benchmark; an async
+  no-op entrypoint; `run(mode=drain)` at its default batch size (10) or at a given one. Its
+  schema is installed with `Queries.install()` at its default durability (every table
+  logged).
+- procrastinate: an App on its PsycopgConnector; an async no-op task;
+  `run_worker_async(wait=False)` at its defaults (concurrency 1; it returns once the queue is
+  empty); its schema applied with `schema_manager.apply_schema_async()`. It has no batch
+  size: every job is fetched by one call of its fetch procedure.
 
 Drains are timed like ours: every worker process is set up before the clock starts; the clock
-stops when the last process has drained the queue. Latency: a producer thread at the same
-fixed rate, one transaction per job, while the consumer idle-waits with LISTEN/NOTIFY; commit
-to the start of the task, p50, p99 and max.
+stops when the last process has drained the queue. Latency: a producer thread at a fixed rate,
+one transaction per job, while the consumer idle-waits with LISTEN/NOTIFY; from the commit to
+the start of the task, p50, p99 and max. With a Meter, the fill is its "enqueue" phase and
+the measured part its "drain" (or "latency") phase.
 """
 
 from __future__ import annotations
@@ -29,10 +33,14 @@ from typing import Any
 
 import psycopg
 
-from bench._common import ChildChannel, latency_figures, libpq, per_second, run_processes
+from bench._common import ChildChannel, latency_figures, per_second, run_processes
+from bench.meter import Meter
+from bench.meter import phase as metered
 
 PEERS = ("pgqueuer", "procrastinate")
 FILL_CHUNK = 10_000
+#: pgqueuer's own default batch size (PgQueuer.run's batch_size), said in the results.
+PGQ_DEFAULT_BATCH = 10
 
 
 def availability() -> dict[str, str | None]:
@@ -46,10 +54,10 @@ def availability() -> dict[str, str | None]:
     return found
 
 
-def _version(name: str) -> str:
-    from importlib.metadata import version
+def version(name: str) -> str:
+    from importlib.metadata import version as installed
 
-    return version(name)
+    return installed(name)
 
 
 def _run_async(main: Coroutine[Any, Any, Any], *, uvloop: bool = False) -> Any:
@@ -60,46 +68,76 @@ def _run_async(main: Coroutine[Any, Any, Any], *, uvloop: bool = False) -> Any:
     return asyncio.run(main)
 
 
+def _count(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type,unused-ignore]
+    return int(row[0]) if row else 0
+
+
 # -- pgqueuer ----------------------------------------------------------------------------------
 
 
-def _pgq_driver_name() -> str:
+def pgq_driver_name() -> str:
     return "asyncpg" if importlib.util.find_spec("asyncpg") is not None else "psycopg"
 
 
-async def _pgq_driver(dsn: str) -> Any:
-    if _pgq_driver_name() == "asyncpg":
+async def _pgq_driver(dsn: str) -> tuple[Any, Any]:
+    """(driver, connection) on a new connection."""
+    if pgq_driver_name() == "asyncpg":
         import asyncpg
         from pgqueuer import AsyncpgDriver
 
-        return AsyncpgDriver(await asyncpg.connect(dsn=dsn))
+        conn = await asyncpg.connect(dsn=dsn)
+        return AsyncpgDriver(conn), conn
     from pgqueuer import PsycopgDriver
 
-    return PsycopgDriver(await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+    aconn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    return PsycopgDriver(aconn), aconn
 
 
-async def _pgq_prepare(dsn: str, jobs: int, entrypoint: str) -> None:
+async def _pgq_clear(dsn: str, *, install: bool = True) -> None:
+    """Install pgqueuer's schema if needed; empty its queue, log and statistics (TRUNCATE)."""
     from pgqueuer import Queries
 
-    queries = Queries(await _pgq_driver(dsn))
-    if not await queries.schema_is_installed():
-        await queries.install()
-    await queries.clear_queue()
-    await queries.clear_queue_log()
-    await queries.clear_statistics_log()
-    left = jobs
-    while left > 0:
-        size = min(FILL_CHUNK, left)
-        await queries.enqueue([entrypoint] * size, [None] * size, [0] * size)
-        left -= size
+    driver, conn = await _pgq_driver(dsn)
+    try:
+        queries = Queries(driver)
+        if install and not await queries.schema_is_installed():
+            await queries.install()
+        await queries.clear_queue()
+        await queries.clear_queue_log()
+        await queries.clear_statistics_log()
+    finally:
+        await conn.close()
 
 
-def pgq_worker_process(dsn: str, batch: int, *, channel: ChildChannel) -> None:
+async def _pgq_fill(dsn: str, jobs: int, entrypoint: str) -> None:
+    from pgqueuer import Queries
+
+    driver, conn = await _pgq_driver(dsn)
+    try:
+        queries = Queries(driver)
+        left = jobs
+        while left > 0:
+            size = min(FILL_CHUNK, left)
+            await queries.enqueue([entrypoint] * size, [None] * size, [0] * size)
+            left -= size
+    finally:
+        await conn.close()
+
+
+def pgq_cleanup(dsn: str) -> None:
+    """What a pgqueuer run left, gone: no dead rows for autovacuum during the next run."""
+    _run_async(_pgq_clear(dsn, install=False))
+
+
+def pgq_worker_process(dsn: str, batch: int | None, *, channel: ChildChannel) -> None:
     async def main() -> None:
         from pgqueuer import PgQueuer
         from pgqueuer.types import QueueExecutionMode
 
-        pgq = PgQueuer(await _pgq_driver(dsn))
+        driver, conn = await _pgq_driver(dsn)
+        pgq = PgQueuer(driver)
 
         @pgq.entrypoint("noop")
         async def noop(job: Any) -> None:
@@ -107,44 +145,63 @@ def pgq_worker_process(dsn: str, batch: int, *, channel: ChildChannel) -> None:
 
         channel.report("ready")
         await asyncio.to_thread(channel.go.wait)
-        await pgq.run(batch_size=batch, mode=QueueExecutionMode.drain)
+        if batch is None:
+            await pgq.run(mode=QueueExecutionMode.drain)
+        else:
+            await pgq.run(batch_size=batch, mode=QueueExecutionMode.drain)
         channel.report("done")
         await asyncio.to_thread(channel.stop.wait)
+        await conn.close()
 
     _run_async(main(), uvloop=True)
     channel.report("stopped")
 
 
-def pgq_drain(dsn: str, jobs: int, *, processes: int, batch: int, timeout: float) -> dict[str, Any]:
-    _run_async(_pgq_prepare(dsn, jobs, "noop"))
-    run = run_processes(pgq_worker_process, (dsn, batch), processes, timeout=timeout)
+def pgq_drain(
+    dsn: str,
+    jobs: int,
+    *,
+    batch: int | None = None,
+    processes: int = 1,
+    timeout: float = 900.0,
+    meter: Meter | None = None,
+) -> dict[str, Any]:
+    """`jobs` no-op jobs drained by pgqueuer; `batch` None: its default."""
+    _run_async(_pgq_clear(dsn))
+    with metered(meter, "enqueue"):
+        _run_async(_pgq_fill(dsn, jobs, "noop"))
+    with metered(meter, "drain"):
+        run = run_processes(pgq_worker_process, (dsn, batch), processes, timeout=timeout)
     left = _count(dsn, "SELECT count(*) FROM pgqueuer")
     if left:
         raise RuntimeError(f"pgqueuer's drain left {left} jobs in its queue")
+    pgq_cleanup(dsn)
     return {
         "jobs": jobs,
         "processes": processes,
-        "batch": batch,
-        "driver": _pgq_driver_name(),
+        "batch": PGQ_DEFAULT_BATCH if batch is None else batch,
+        "driver": pgq_driver_name(),
         "seconds": round(run.seconds, 3),
         "jobs_per_s": per_second(jobs, run.seconds),
     }
 
 
 def pgq_latency(
-    dsn: str, *, rate: float, seconds: float, warmup: float, batch: int
+    dsn: str, *, rate: float, seconds: float, warmup: float, meter: Meter | None = None
 ) -> dict[str, Any]:
+    """Pickup latency with PgQueuer at its defaults; the producer is pgqueuer's SyncQueries."""
     from pgqueuer import PgQueuer
     from pgqueuer.db import SyncPsycopgDriver
     from pgqueuer.queries import SyncQueries
 
-    _run_async(_pgq_prepare(dsn, 0, "latency"))
+    _run_async(_pgq_clear(dsn))
     started: dict[int, float] = {}
     holder: dict[str, Any] = {}
     ready = threading.Event()
 
     async def consume() -> None:
-        pgq = PgQueuer(await _pgq_driver(dsn))
+        driver, conn = await _pgq_driver(dsn)
+        pgq = PgQueuer(driver)
 
         @pgq.entrypoint("latency")
         async def latency(job: Any) -> None:
@@ -152,14 +209,17 @@ def pgq_latency(
 
         holder["pgq"], holder["loop"] = pgq, asyncio.get_running_loop()
         ready.set()
-        await pgq.run(batch_size=batch)
+        try:
+            await pgq.run()
+        finally:
+            await conn.close()
 
     def stop() -> None:
         holder["loop"].call_soon_threadsafe(holder["pgq"].shutdown.set)
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with metered(meter, "latency"), psycopg.connect(dsn, autocommit=True) as conn:
         queries = SyncQueries(SyncPsycopgDriver(conn))
-        return _latency_run(
+        result = _latency_run(
             lambda: _run_async(consume(), uvloop=True),
             ready,
             stop,
@@ -168,7 +228,9 @@ def pgq_latency(
             rate=rate,
             seconds=seconds,
             warmup=warmup,
-        ) | {"batch": batch, "driver": _pgq_driver_name()}
+        )
+    pgq_cleanup(dsn)
+    return result | {"batch": PGQ_DEFAULT_BATCH, "driver": pgq_driver_name()}
 
 
 # -- procrastinate -----------------------------------------------------------------------------
@@ -180,14 +242,24 @@ def _proc_app(dsn: str) -> Any:
     return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
 
 
-async def _proc_prepare(dsn: str, jobs: int, queue: str) -> None:
+def proc_cleanup(dsn: str) -> None:
+    """procrastinate's schema installed if needed, and its jobs (and events) gone."""
+
+    async def main() -> None:
+        app = _proc_app(dsn)
+        async with app.open_async():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                installed = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+                if not installed or installed[0] is None:
+                    await app.schema_manager.apply_schema_async()
+                conn.execute("TRUNCATE procrastinate_jobs CASCADE")
+
+    _run_async(main())
+
+
+async def _proc_fill(dsn: str, jobs: int, queue: str) -> None:
     app = _proc_app(dsn)
     async with app.open_async():
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            installed = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
-            if not installed or installed[0] is None:
-                await app.schema_manager.apply_schema_async()
-            conn.execute("TRUNCATE procrastinate_jobs CASCADE")
         deferrer = app.configure_task("noop", queue=queue)
         left = jobs
         while left > 0:
@@ -196,7 +268,7 @@ async def _proc_prepare(dsn: str, jobs: int, queue: str) -> None:
             left -= size
 
 
-def proc_worker_process(dsn: str, concurrency: int, *, channel: ChildChannel) -> None:
+def proc_worker_process(dsn: str, concurrency: int | None, *, channel: ChildChannel) -> None:
     async def main() -> None:
         app = _proc_app(dsn)
 
@@ -204,15 +276,13 @@ def proc_worker_process(dsn: str, concurrency: int, *, channel: ChildChannel) ->
         async def noop() -> None:
             pass
 
+        options: dict[str, Any] = {"queues": ["bench"], "wait": False}
+        if concurrency is not None:
+            options["concurrency"] = concurrency
         async with app.open_async():
             channel.report("ready")
             await asyncio.to_thread(channel.go.wait)
-            await app.run_worker_async(
-                queues=["bench"],
-                concurrency=concurrency,
-                wait=False,
-                install_signal_handlers=False,
-            )
+            await app.run_worker_async(install_signal_handlers=False, **options)
             channel.report("done")
             await asyncio.to_thread(channel.stop.wait)
 
@@ -221,17 +291,28 @@ def proc_worker_process(dsn: str, concurrency: int, *, channel: ChildChannel) ->
 
 
 def proc_drain(
-    dsn: str, jobs: int, *, processes: int, concurrency: int, timeout: float
+    dsn: str,
+    jobs: int,
+    *,
+    processes: int = 1,
+    concurrency: int | None = None,
+    timeout: float = 900.0,
+    meter: Meter | None = None,
 ) -> dict[str, Any]:
-    _run_async(_proc_prepare(dsn, jobs, "bench"))
-    run = run_processes(proc_worker_process, (dsn, concurrency), processes, timeout=timeout)
+    """`jobs` no-op jobs drained by procrastinate; `concurrency` None: its default (1)."""
+    proc_cleanup(dsn)
+    with metered(meter, "enqueue"):
+        _run_async(_proc_fill(dsn, jobs, "bench"))
+    with metered(meter, "drain"):
+        run = run_processes(proc_worker_process, (dsn, concurrency), processes, timeout=timeout)
     left = _count(dsn, "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')")
     if left:
         raise RuntimeError(f"procrastinate's drain left {left} jobs waiting or running")
+    proc_cleanup(dsn)
     return {
         "jobs": jobs,
         "processes": processes,
-        "concurrency": concurrency,
+        "concurrency": 1 if concurrency is None else concurrency,
         "batch": "n/a (one job per fetch)",
         "seconds": round(run.seconds, 3),
         "jobs_per_s": per_second(jobs, run.seconds),
@@ -239,11 +320,12 @@ def proc_drain(
 
 
 def proc_latency(
-    dsn: str, *, rate: float, seconds: float, warmup: float, concurrency: int
+    dsn: str, *, rate: float, seconds: float, warmup: float, meter: Meter | None = None
 ) -> dict[str, Any]:
+    """Pickup latency with procrastinate's worker at its defaults (concurrency 1)."""
     import procrastinate
 
-    _run_async(_proc_prepare(dsn, 0, "latency"))
+    proc_cleanup(dsn)
     started: dict[int, float] = {}
     holder: dict[str, Any] = {}
     ready = threading.Event()
@@ -257,12 +339,7 @@ def proc_latency(
 
         async with app.open_async():
             task = asyncio.ensure_future(
-                app.run_worker_async(
-                    queues=["latency"],
-                    concurrency=concurrency,
-                    wait=True,
-                    install_signal_handlers=False,
-                )
+                app.run_worker_async(queues=["latency"], install_signal_handlers=False)
             )
             holder["task"], holder["loop"] = task, asyncio.get_running_loop()
             ready.set()
@@ -272,28 +349,25 @@ def proc_latency(
     def stop() -> None:
         holder["loop"].call_soon_threadsafe(holder["task"].cancel)
 
-    producer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
-    with producer.open():
-        deferrer = producer.configure_task("latency_noop", queue="latency")
-        return _latency_run(
-            lambda: _run_async(consume()),
-            ready,
-            stop,
-            lambda n: deferrer.defer(n=n),
-            started,
-            rate=rate,
-            seconds=seconds,
-            warmup=warmup,
-        ) | {"concurrency": concurrency}
+    with metered(meter, "latency"):
+        producer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
+        with producer.open():
+            deferrer = producer.configure_task("latency_noop", queue="latency")
+            result = _latency_run(
+                lambda: _run_async(consume()),
+                ready,
+                stop,
+                lambda n: deferrer.defer(n=n),
+                started,
+                rate=rate,
+                seconds=seconds,
+                warmup=warmup,
+            )
+    proc_cleanup(dsn)
+    return result | {"concurrency": 1}
 
 
 # -- shared ------------------------------------------------------------------------------------
-
-
-def _count(dsn: str, sql: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
-    return int(row[0]) if row else 0
 
 
 def _latency_run(
@@ -322,7 +396,7 @@ def _latency_run(
     thread.start()
     if not ready.wait(30) or errors:
         raise RuntimeError(f"the consumer did not start: {errors[:1]}")
-    time.sleep(0.2)  # its LISTEN
+    time.sleep(0.2)  # its LISTEN: the peers expose no "listening" event to wait for
     committed: dict[int, float] = {}
     total = math.ceil((warmup + seconds) * rate)
     skip = math.ceil(warmup * rate)
@@ -345,50 +419,7 @@ def _latency_run(
     return {
         "target_rate": rate,
         "achieved_rate": round(total / produced, 1),
+        "jobs": total,
         "jobs_measured": len(latencies),
         "jobs_not_started": total - len(started),
     } | latency_figures(latencies)
-
-
-def run(
-    databases: Callable[[str], str],
-    *,
-    jobs: int,
-    processes: int,
-    threads: int,
-    batch: int,
-    latency_batch: int,
-    latency_workers: int,
-    rate: float,
-    seconds: float,
-    warmup: float,
-    timeout: float,
-) -> dict[str, Any]:
-    """Every available peer's drain and latency; `databases(name)` gives a peer its database
-    (a libpq URL)."""
-    results: dict[str, Any] = {}
-    for name, reason in availability().items():
-        if reason is not None:
-            results[name] = {"skipped": reason}
-            continue
-        dsn = libpq(databases(name))
-        entry: dict[str, Any] = {"version": _version(name)}
-        try:
-            if name == "pgqueuer":
-                entry["drain"] = pgq_drain(
-                    dsn, jobs, processes=processes, batch=batch, timeout=timeout
-                )
-                entry["latency"] = pgq_latency(
-                    dsn, rate=rate, seconds=seconds, warmup=warmup, batch=latency_batch
-                )
-            else:
-                entry["drain"] = proc_drain(
-                    dsn, jobs, processes=processes, concurrency=threads, timeout=timeout
-                )
-                entry["latency"] = proc_latency(
-                    dsn, rate=rate, seconds=seconds, warmup=warmup, concurrency=latency_workers
-                )
-        except Exception as exc:
-            entry["skipped"] = f"failed to run here: {type(exc).__name__}: {exc}"
-        results[name] = entry
-    return results
