@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from . import _validation as check
+from ._uuid7 import uuid7s
 from .errors import ConfigurationError
-from .job import Job
+from .job import Job, has_jid
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
 from .scheduler.schedules import Schedule
 from .settings import QueueConfig, Settings
@@ -339,8 +340,33 @@ class JoobQ:
             on_duplicate=klass.on_duplicate,
         )
 
+    def new_jobs(self, jobs: Iterable[Job]) -> list[NewJob]:
+        """The rows to insert for `jobs`, each as new_job(job) makes it.
+
+        The options of each class are worked out and checked once per call, on its first job
+        (through new_job), and its other jobs share them (NewJob.sibling_maker): a bulk enqueue
+        then spends its time on each job's own values (its jid, args and unique key). Jobs
+        without a jid yet get theirs from one read of the random source for the call.
+        """
+        jobs = list(jobs)
+        fresh = [job for job in jobs if not has_jid(job)]
+        for job, jid in zip(fresh, uuid7s(len(fresh)), strict=True):
+            job.jid = jid
+        rows = []
+        makers: dict[type[Job], Callable[[UUID, Any, str | None], NewJob]] = {}
+        for job in jobs:
+            make = makers.get(type(job))
+            if make is None:
+                row = self.new_job(job)  # the class's options, checked
+                makers[type(job)] = row.sibling_maker()
+            else:
+                row = make(job.jid, job.to_args(), job.unique_key())
+            rows.append(row)
+        return rows
+
     def enqueue(self, job: Job, *, connection: Any = None, **options: Any) -> UUID:
-        """Enqueue one job (see Job.enqueue); return its jid."""
+        """Enqueue one job (see Job.enqueue); return its jid. Outside your transaction it is
+        one statement and one round trip; inside it (`connection`), one statement."""
         return self.store.enqueue_jobs([self.new_job(job, **options)], connection=connection)[0]
 
     def enqueue_many(
@@ -348,12 +374,12 @@ class JoobQ:
     ) -> list[UUID]:
         """Enqueue `jobs` in one transaction, all or none."""
         check.positive_int(batch_size, what="batch_size")
-        rows = [self.new_job(job) for job in jobs]
+        rows = self.new_jobs(jobs)
         return self.store.enqueue_jobs(rows, batch_size=batch_size, connection=connection)
 
     async def enqueue_async(self, job: Job, *, connection: Any = None, **options: Any) -> UUID:
         """enqueue() from asyncio, through `async_store`; `connection` is your AsyncConnection
-        or AsyncSession."""
+        or AsyncSession. One statement and one round trip, as enqueue()."""
         row = self.new_job(job, **options)
         return (await self.async_store.enqueue_jobs([row], connection=connection))[0]
 
@@ -362,7 +388,7 @@ class JoobQ:
     ) -> list[UUID]:
         """enqueue_many() from asyncio, through `async_store`."""
         check.positive_int(batch_size, what="batch_size")
-        rows = [self.new_job(job) for job in jobs]
+        rows = self.new_jobs(jobs)
         return await self.async_store.enqueue_jobs(
             rows, batch_size=batch_size, connection=connection
         )
@@ -501,7 +527,7 @@ def enqueue_jobs(jobs: list[Job], *, batch_size: int, connection: Any) -> list[U
 
 
 def _one_app(jobs: list[Job]) -> JoobQ:
-    apps = {id(app_for(type(job))): app_for(type(job)) for job in jobs}
+    apps = {id(app): app for app in map(app_for, {type(job) for job in jobs})}
     if len(apps) > 1:
         raise ConfigurationError("batch_enqueue got jobs of different JoobQ applications")
     (app,) = apps.values()

@@ -433,6 +433,11 @@ def _instance(target: type[Job] | Job, fields: dict[str, Any]) -> Job:
     return target(**fields)
 
 
+def has_jid(job: Job) -> bool:
+    """Whether `job` has its jid already (made on first use, or given)."""
+    return "_jid" in job.__dict__
+
+
 def _is_classvar(annotation: Any) -> bool:
     text = annotation if isinstance(annotation, str) else repr(annotation)
     return "ClassVar" in text

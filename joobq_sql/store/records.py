@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,21 +28,41 @@ MAX_ERROR_TEXT = 8000
 _STRICT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
+def _c_encoder() -> Any:
+    """_STRICT_JSON's C encoder, made once: JSONEncoder.encode makes a new one on every call,
+    which costs a small job's args more than encoding them. It keeps no markers (the record of
+    the containers being encoded, which finds cycles), so that threads can share it: a cycle
+    is a RecursionError here, and to_json_object then encodes the args again the checked
+    way, for the message. None where the json module has no C encoder of this signature."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encoder = make(
+            None, _STRICT_JSON.default, json.encoder.encode_basestring_ascii, None,
+            ":", ",", False, False, False,
+        )  # fmt: skip
+        probe = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
+        if "".join(encoder(probe, 0)) != _STRICT_JSON.encode(probe):
+            return None
+    except Exception:  # a json module that builds its encoder otherwise
+        return None
+    return encoder
+
+
+_FAST_JSON = _c_encoder()
+
+
 def to_json_object(args: Mapping[str, Any], *, what: str = "args") -> str:
     """Serialize a JSON object strictly: NaN, infinity and non-JSON values raise TypeError."""
-    if not isinstance(args, Mapping):
+    if type(args) is not dict and not isinstance(args, Mapping):  # dict: no ABC check
         raise TypeError(f"{what} must be a mapping of field name to value, got {args!r}")
+    if not args and type(args) is dict:
+        return "{}"  # a job without fields
     try:
-        encoded = _STRICT_JSON.encode(args)
-    except RecursionError:
-        raise TypeError(
-            f"{what} are nested too deeply to store as JSON; flatten them "
-            "(PostgreSQL and Python's JSON decoder stop near 1,000 levels)"
-        ) from None
-    except (TypeError, ValueError) as exc:
-        bad = next((k for k, v in args.items() if not _is_json(v)), None)
-        where = f" (field {bad!r})" if bad is not None else ""
-        raise TypeError(f"{what}{where} cannot be stored as JSON: {exc}") from None
+        encoded = "".join(_FAST_JSON(args, 0))
+    except Exception:  # no fast encoder, or args it refuses: the checked way, for the message
+        encoded = _strict_json(args, what)
     # The escapes in the text are a cheap hint; the walk over the values decides.
     if ("\\u0000" in encoded or "\\ud" in encoded) and _has_unstorable_text(args):
         bad = next((k for k, v in args.items() if _has_unstorable_text({k: v})), None)
@@ -52,6 +72,20 @@ def to_json_object(args: Mapping[str, Any], *, what: str = "args") -> str:
             "character and no lone surrogate; remove them or encode the value (e.g. base64)"
         )
     return encoded
+
+
+def _strict_json(args: Mapping[str, Any], what: str) -> str:
+    try:
+        return _STRICT_JSON.encode(args)
+    except RecursionError:
+        raise TypeError(
+            f"{what} are nested too deeply to store as JSON; flatten them "
+            "(PostgreSQL and Python's JSON decoder stop near 1,000 levels)"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        bad = next((k for k, v in args.items() if not _is_json(v)), None)
+        where = f" (field {bad!r})" if bad is not None else ""
+        raise TypeError(f"{what}{where} cannot be stored as JSON: {exc}") from None
 
 
 def _has_unstorable_text(value: Any) -> bool:
@@ -125,6 +159,40 @@ class NewJob:
         delayed = self.run_at is not None or self.delay > 0
         return JobStatus.SCHEDULED if delayed else JobStatus.ENQUEUED
 
+    def with_job(self, jid: UUID, args: Mapping[str, Any], unique_key: str | None = None) -> NewJob:
+        """This row's options for another job: the same queue, type, priority, retries,
+        delay and expiry, with `jid`, `args` and `unique_key` of its own (see sibling_maker).
+        """
+        return self.sibling_maker()(jid, args, unique_key)
+
+    def sibling_maker(self) -> Callable[[UUID, Mapping[str, Any], str | None], NewJob]:
+        """A function making rows like this one for other jobs: ``make(jid, args,
+        unique_key)`` is this row with that jid, args and unique key.
+
+        This row's options were checked when it was made, so only the new values are checked,
+        as NewJob() checks them. A bulk enqueue builds its rows this way, each class's options
+        checked once per call: a new NewJob spends most of its time re-checking them, and
+        reading them off this row again for every job would cost as much as the rest.
+        """
+        shared = tuple((set_, get(self)) for get, set_ in _SHARED_FIELDS)
+
+        def make(jid: UUID, args: Mapping[str, Any], unique_key: str | None) -> NewJob:
+            if not isinstance(jid, UUID):
+                raise TypeError(f"jid must be a UUID, got {jid!r}")
+            if unique_key is not None:
+                unique_key = check.unique_key(unique_key)
+            args_json = to_json_object(args)
+            row: NewJob = _new(NewJob)
+            for set_, value in shared:
+                set_(row, value)
+            _set_jid(row, jid)
+            _set_args(row, args)
+            _set_args_json(row, args_json)
+            _set_unique_key(row, unique_key)
+            return row
+
+        return make
+
     @classmethod
     def from_job(
         cls,
@@ -150,6 +218,25 @@ class NewJob:
             run_at=run_at,
             expires_in=None if expires is None else expires.total_seconds(),
         )
+
+
+def _slot(name: str) -> Any:
+    return NewJob.__dict__[name]
+
+
+#: (get, set) of the NewJob fields that with_job copies: every one but the job's own values.
+_SHARED_FIELDS = tuple(
+    (_slot(name).__get__, _slot(name).__set__)
+    for name in (
+        "queue", "job_type", "priority", "max_retries", "delay", "run_at", "expires_in",
+        "expires_at", "on_duplicate",
+    )
+)  # fmt: skip
+_set_jid = _slot("jid").__set__
+_set_args = _slot("args").__set__
+_set_args_json = _slot("args_json").__set__
+_set_unique_key = _slot("unique_key").__set__
+_new = object.__new__
 
 
 @dataclass(frozen=True, slots=True)

@@ -594,7 +594,7 @@ class _GreenConnections(Connections):
 
     @contextlib.contextmanager
     def cursor(
-        self, connection: Any = None, *, row_factory: Any = dict_row
+        self, connection: Any = None, *, row_factory: Any = dict_row, autocommit: bool = False
     ) -> Iterator[psycopg.Cursor[Any]]:
         if connection is not None:
             # The caller owns the transaction (resolved by AsyncPostgresStore._transaction).
@@ -605,9 +605,11 @@ class _GreenConnections(Connections):
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.AsyncConnection)
         try:
+            if autocommit:
+                _await(conn.set_autocommit(True))  # no I/O: psycopg only stops sending BEGIN
             with _translated_errors(), _green_cursor(conn, row_factory) as cur:
                 yield cur
-            _await(conn.commit())
+            _await(conn.commit())  # a no-op, without a round trip, in autocommit
         except BaseException:
             if conn.broken or conn.closed:
                 pooled.invalidate()  # never hand a dead connection to the next caller
@@ -616,6 +618,11 @@ class _GreenConnections(Connections):
                     _await(conn.rollback())
             raise
         finally:
+            if autocommit and pooled.is_valid:
+                try:  # back to the pool with transactions on, as every other block expects
+                    _await(conn.set_autocommit(False))
+                except psycopg.Error:
+                    pooled.invalidate()
             pooled.close()
 
     def dispose(self) -> None:

@@ -46,6 +46,7 @@ from ..unrunnable import (
 )
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
 from .arrays import int_array, text_array, uuid_array
+from .copy_text import copy_text, runnable_at
 from .hot_table import TableHealth, health_statement, read_health, run_vacuum
 from .notifier import channel_for, notify_queues
 from .queries import Queries
@@ -158,6 +159,18 @@ class PostgresStore(Store):
                 raise TypeError(f"enqueue_jobs takes NewJob values, got {type(job).__name__}")
         if not jobs:
             return []
+        if len(jobs) == 1:
+            # One job is one statement (enqueue_job.sql), so it needs no transaction around
+            # it: on our own connection it runs in autocommit (no BEGIN, no COMMIT), and in
+            # the caller's transaction it is the only statement the enqueue adds (no
+            # savepoint: it fails no statement when its key or jid is taken).
+            with self._db.cursor(connection, autocommit=True) as cur:
+                return [self._insert_one(cur, jobs[0])]
+        if connection is None and _one_insert(jobs, batch_size):
+            # One statement that writes all of the batch or, failing, none of it: it needs no
+            # BEGIN and COMMIT of its own either.
+            with self._db.cursor(autocommit=True) as cur:
+                return self._insert_chunk(cur, jobs)
         with self._db.cursor(connection) as cur:
             if connection is None:
                 # Our own transaction: any error rolls all of it back.
@@ -175,16 +188,59 @@ class PostgresStore(Store):
             cur.execute("RELEASE SAVEPOINT joobq_enqueue")
             return jids
 
-    def _insert_and_notify(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
-        jids = self._insert_jobs(cur, jobs, batch_size)
-        if self.notify:
-            # Delivered at COMMIT (the caller's, with `connection`), dropped on rollback.
-            notify_queues(cur, self._sql, channel=self.channel, queues={j.queue for j in jobs})
-        return jids
+    def _insert_one(self, cur: Any, job: NewJob) -> UUID:
+        """Insert one job with its wake-up (enqueue_job.sql); the jid standing for it: its
+        own, or for a skipped unique job the jid of the job holding its key.
 
-    def _insert_jobs(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
+        When nothing was written, its key is held or its jid is stored; the holder or the jid
+        is looked up. A holder that finished before the lookup freed the key: the insert is
+        tried again, in rounds bounded as _insert_chunk's are. Nothing is ever half-written:
+        the statement wrote the job, or nothing.
+        """
+        params = {
+            "jid": job.jid,
+            "queue": job.queue,
+            "job_type": job.job_type,
+            "args": job.args_json,
+            "priority": job.priority,
+            "max_retries": job.max_retries,
+            "delay_s": job.delay,
+            "run_at": job.run_at,
+            "expires_in_s": job.expires_in,
+            "expires_at": job.expires_at,
+            "unique_key": job.unique_key,
+            "notify": self.notify,
+            "channel": self.channel,
+        }
+        for _ in range(UNIQUE_INSERT_ROUNDS):
+            # Prepared at once (the text is the same for every job): later enqueues on this
+            # connection send only Bind/Execute, and the server skips parsing and planning.
+            cur.execute(self._sql["enqueue_job"], params, prepare=True)
+            if cur.fetchone() is not None:
+                return job.jid
+            if job.unique_key is not None:
+                holder = self._unique_holders(cur, [job]).get(_unique(job))
+                if holder is not None:
+                    if holder != job.jid and job.on_duplicate == "raise":
+                        raise _duplicate_unique_job(job, holder)
+                    return holder
+            cur.execute(self._sql["get_job"], {"jid": job.jid})
+            if cur.fetchone() is not None:
+                raise DuplicateJobError(
+                    f"a job with the same jid is already stored (jid {job.jid}); "
+                    "nothing was written"
+                )
+            # Whatever held its key or jid finished meanwhile: try again.
+        raise _unsettled_unique_key(job)
+
+    def _insert_and_notify(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
         if len(jobs) >= COPY_THRESHOLD and all(j.unique_key is None for j in jobs):
-            self._copy_jobs(cur, jobs)
+            now = self._copy_jobs(cur, jobs)
+            if self.notify:
+                # COPY cannot notify: one more statement, delivered at COMMIT (the caller's,
+                # with `connection`), dropped on rollback.
+                woken = {job.queue for job in jobs if runnable_at(job, now)}
+                notify_queues(cur, self._sql, channel=self.channel, queues=woken)
             return [job.jid for job in jobs]
         result: list[UUID] = []
         for start in range(0, len(jobs), batch_size):
@@ -192,8 +248,8 @@ class PostgresStore(Store):
         return result
 
     def _insert_chunk(self, cur: Any, chunk: list[NewJob]) -> list[UUID]:
-        """Insert one chunk; the jid standing for each job: its own, or for a skipped unique
-        job the jid of the job holding its key.
+        """Insert one chunk with its wake-ups (enqueue_jobs.sql); the jid standing for each
+        job: its own, or for a skipped unique job the jid of the job holding its key.
 
         A skipped job's holder can finish between the INSERT ... ON CONFLICT DO NOTHING and
         the lookup (each statement sees the rows committed when it starts); its key is free
@@ -203,7 +259,8 @@ class PostgresStore(Store):
         stands_for: dict[UUID, UUID] = {}
         pending = chunk
         for _ in range(UNIQUE_INSERT_ROUNDS):
-            cur.execute(self._sql["enqueue_jobs"], _enqueue_params(pending))
+            params = {**_enqueue_params(pending), "notify": self.notify, "channel": self.channel}
+            cur.execute(self._sql["enqueue_jobs"], params)
             inserted = {row["jid"] for row in cur.fetchall()}
             skipped = [job for job in pending if job.jid not in inserted]
             holders = self._unique_holders(cur, skipped) if skipped else {}
@@ -213,46 +270,24 @@ class PostgresStore(Store):
                 if holder is None:
                     vanished.append(job)  # its holder finished meanwhile: try again
                 elif holder != job.jid and job.on_duplicate == "raise":
-                    raise DuplicateJobError(
-                        f"a {job.job_type} job with unique_key {job.unique_key!r} is already "
-                        f"waiting or running (jid {holder}); nothing was enqueued"
-                    )
+                    raise _duplicate_unique_job(job, holder)
                 else:
                     stands_for[job.jid] = holder
             if not vanished:
                 return [stands_for[job.jid] for job in chunk]
             pending = vanished
-        job = pending[0]
-        raise DuplicateJobError(
-            f"the unique_key {job.unique_key!r} of {job.job_type} jobs kept changing hands: "
-            f"{UNIQUE_INSERT_ROUNDS} times in a row, the job holding it finished before it "
-            "could be looked up and another took its place; nothing was enqueued"
-        )
+        raise _unsettled_unique_key(pending[0])
 
-    def _copy_jobs(self, cur: Any, jobs: list[NewJob]) -> None:
+    def _copy_jobs(self, cur: Any, jobs: list[NewJob]) -> datetime:
         """COPY the jobs in; the same rows enqueue_jobs.sql would insert (a duplicate jid
-        fails the whole COPY, so nothing partial is written)."""
+        fails the whole COPY, so nothing partial is written). Returns the transaction's now(),
+        which their run times and expiries count from."""
         cur.execute(self._sql["now"])
-        now = cur.fetchone()["now"]
+        now: datetime = cur.fetchone()["now"]
         with cur.copy(self._sql["copy_jobs"]) as copy:
-            for job in jobs:
-                delayed = job.run_at is not None or job.delay > 0
-                expires_at = job.expires_at
-                if expires_at is None and job.expires_in is not None:
-                    expires_at = now + timedelta(seconds=job.expires_in)
-                copy.write_row(
-                    (
-                        job.jid,
-                        job.queue,
-                        job.job_type,
-                        job.args_json,
-                        "scheduled" if delayed else "enqueued",
-                        job.priority,
-                        job.run_at or (now + timedelta(seconds=job.delay) if delayed else now),
-                        job.max_retries,
-                        expires_at,
-                    )
-                )
+            for text in copy_text(jobs, now):
+                copy.write(text)
+        return now
 
     def _unique_holders(self, cur: Any, jobs: list[NewJob]) -> dict[tuple[str, str | None], UUID]:
         cur.execute(
@@ -719,6 +754,31 @@ def _jids(jids: Sequence[UUID]) -> list[UUID]:
 
 def _unique(job: NewJob) -> tuple[str, str | None]:
     return (job.job_type, job.unique_key)
+
+
+def _one_insert(jobs: list[NewJob], batch_size: int) -> bool:
+    """Whether enqueue_jobs writes `jobs` with a single INSERT: one chunk, below the COPY
+    threshold, and no unique job (whose skip would take a lookup and maybe another insert)."""
+    return (
+        len(jobs) <= batch_size
+        and len(jobs) < COPY_THRESHOLD
+        and all(job.unique_key is None for job in jobs)
+    )
+
+
+def _duplicate_unique_job(job: NewJob, holder: UUID) -> DuplicateJobError:
+    return DuplicateJobError(
+        f"a {job.job_type} job with unique_key {job.unique_key!r} is already "
+        f"waiting or running (jid {holder}); nothing was enqueued"
+    )
+
+
+def _unsettled_unique_key(job: NewJob) -> DuplicateJobError:
+    return DuplicateJobError(
+        f"the unique_key {job.unique_key!r} of {job.job_type} jobs kept changing hands: "
+        f"{UNIQUE_INSERT_ROUNDS} times in a row, the job holding it finished before it "
+        "could be looked up and another took its place; nothing was enqueued"
+    )
 
 
 def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
