@@ -19,7 +19,7 @@ from .errors import ConfigurationError
 from .job import Job, has_jid
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
 from .scheduler.schedules import Schedule
-from .settings import QueueConfig, Settings
+from .settings import DEFAULT_WORKERS, QueueConfig, Settings
 from .store.base import Store
 from .store.records import NewJob, QueueStats
 
@@ -157,17 +157,17 @@ class JoobQ:
     def queue(
         self,
         name: str,
-        workers: int = 1,
+        workers: int = DEFAULT_WORKERS,
         jobs: Iterable[type[Job]] = (),
         *,
         limit: int | None = None,
         period: float | None = None,
         mode: str = "threads",
     ) -> QueueDefinition:
-        """Run queue `name` with `workers` concurrent jobs, for the Job classes `jobs`; with
-        `limit` and `period`, start at most `limit` jobs per `period` seconds (per process).
-        With ``mode="async"`` the jobs (``async def perform``) run as tasks on one event loop,
-        so `workers` can be in the hundreds without a thread each."""
+        """Run queue `name` with `workers` concurrent jobs (default 10), for the Job classes
+        `jobs`; with `limit` and `period`, start at most `limit` jobs per `period` seconds (per
+        process). With ``mode="async"`` the jobs (``async def perform``) run as tasks on one
+        event loop, so `workers` can be in the hundreds without a thread each."""
         config = QueueConfig(
             name=name,
             workers=workers,
@@ -404,17 +404,25 @@ class JoobQ:
         worker.start()
         return worker
 
-    def run(self, queues: Iterable[str] | None = None) -> int:
+    def run(self, queues: Iterable[str] | None = None, *, until_empty: bool = False) -> int:
         """Run workers until SIGTERM or SIGINT, then drain gracefully; return the exit code 0.
 
         On the signal: stop claiming, hand back claimed jobs that have not started, let running
         jobs finish within `shutdown_grace` seconds. A second signal skips the grace period.
+
+        With `until_empty` (batch runs, cron-driven workers) it also stops, the same graceful
+        way, once the queues are empty: no job of them is runnable now, none is running or
+        claimed in this process, and every acknowledgement is written. Jobs due later (delayed
+        jobs, retries waiting out their backoff) do not keep it running, nor do jobs that other
+        workers run; a paused queue counts as empty.
         """
         from .runtime.signals import run_until_signalled
 
         selected = self._selected(queues)  # configuration errors surface before any signal
         return run_until_signalled(
-            lambda: self.start([q.name for q in selected]), grace=self.settings.shutdown_grace
+            lambda: self.start([q.name for q in selected]),
+            grace=self.settings.shutdown_grace,
+            until_empty=until_empty,
         )
 
     def _selected(self, queues: Iterable[str] | None) -> list[QueueDefinition]:

@@ -25,6 +25,11 @@ from .errors import ConfigurationError
 from .store.postgres.schema import validate_schema_name
 
 MINUTE = 60.0
+#: A queue's worker count when `app.queue` is given none: jobs are mostly I/O-bound (mail,
+#: HTTP, the database), so a few run at once at no cost but a thread each; ten keeps the
+#: runtime plus the jobs within the store's pool (10, overflow 10), as Sidekiq's and GoodJob's
+#: small defaults (5) do for theirs. CPU-bound jobs want processes (worker --processes N).
+DEFAULT_WORKERS = 10
 HOUR = 3600.0
 DAY = 86400.0
 
@@ -150,6 +155,7 @@ BOUNDS: dict[str, Bound] = {
     "shutdown_grace": Bound(0, DAY),
     "error_window": Bound(0, DAY, above=True),
     "restart_cooldown": Bound(0, HOUR),
+    "claim_ahead": Bound(0, MINUTE),
     "throttle_period": Bound(0, DAY, above=True),
     # shares
     "self_vacuum_threshold": Bound(0, 1, above=True, share=True),
@@ -223,6 +229,7 @@ _DURATION_RULES = (
     "error_window",
     "restart_cooldown",
     "unrunnable_grace",
+    "claim_ahead",
 )
 _INT_SETTINGS = frozenset(_INT_RULES)
 _DURATION_SETTINGS = frozenset({*_DURATION_RULES, "heartbeat_interval"})
@@ -262,11 +269,20 @@ class Settings:
     timeout: float | None = None
     dead_letter_ttl: float = 7 * DAY
     keep_completed: float | None = None
-    worker_batch_size: int = 10
-    #: Jobs claimed beyond the free worker slots, waiting in this process (leased, renewed).
-    #: 0 (the default) never strands a job behind a long one; a few batches' worth raises
-    #: throughput for short jobs, as Celery's prefetch does.
+    #: The most jobs one claim takes. A claim is one round trip whatever its size, so a
+    #: backlog of short jobs drains at about batch x the claim rate; 100 keeps a claim's
+    #: statement short (a few ms) while making the round trip's cost per job small.
+    worker_batch_size: int = 100
+    #: Jobs always claimed beyond the free worker slots, waiting in this process (leased,
+    #: renewed), whatever the runs last. 0 (the default) leaves claiming ahead to
+    #: `claim_ahead`, which never lets a claimed job wait behind a long run.
     prefetch: int = 0
+    #: While recent runs of a queue are short, its fetcher claims ahead of the free slots
+    #: (up to 2 x worker_batch_size jobs) as long as the estimated work of the jobs waiting
+    #: in this process is at most `claim_ahead` per slot; once a run passes `claim_ahead`
+    #: the waiting jobs beyond that budget are handed back unchanged (no retry spent) for
+    #: another worker. 0 claims only for free slots (and `prefetch`).
+    claim_ahead: float = 0.05
     lease: float = 30.0
     heartbeat_interval: float | None = None
     poll_interval: float = 1.0

@@ -37,7 +37,7 @@ def test_defaults_are_the_documented_values() -> None:
         "timeout": None,
         "dead_letter_ttl": 7 * DAY,
         "keep_completed": None,
-        "worker_batch_size": 10,
+        "worker_batch_size": 100,
         "prefetch": 0,
         "lease": 30.0,
         "heartbeat_interval": None,
@@ -55,6 +55,7 @@ def test_defaults_are_the_documented_values() -> None:
         "unrunnable_grace": 3600.0,
         "self_vacuum": True,
         "self_vacuum_threshold": 0.1,
+        "claim_ahead": 0.05,
     }
 
 

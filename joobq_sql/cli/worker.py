@@ -50,6 +50,13 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     metavar="N",
     help="Jobs at once per queue and process (overrides each queue's workers).",
 )
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    help="Drain and exit 0 once the queues are empty: no job of them runnable now, none "
+    "running here, every acknowledgement written (jobs due later do not keep it running). "
+    "For batch runs and cron-driven workers; one process only.",
+)
 @click.option("--log-level", type=click.Choice(_LOG_LEVELS), default="info", show_default=True)
 @pass_cli
 @click.pass_context
@@ -61,6 +68,7 @@ def command(
     processes: int,
     max_restarts: int,
     threads: int | None,
+    until_empty: bool,
     log_level: str,
 ) -> None:
     """Run the application's workers until SIGTERM or SIGINT, then drain them and exit 0.
@@ -69,8 +77,16 @@ def command(
     (an application that sets its own database in code keeps it). With --processes N, N child
     processes run and each signal is passed on to them; a child that dies is restarted (after
     1 s, doubling to 30 s for a child that keeps dying), and one whose supervisor is gone,
-    whatever killed it, drains and exits.
+    whatever killed it, drains and exits. With --until-empty it also drains and exits 0 once
+    the selected queues are empty (see `JoobQ.run`).
     """
+    if until_empty and processes > 1:
+        # A supervisor restarts any child that exits; N drain-and-exit processes are N
+        # commands (each exits when the queues are empty).
+        raise click.UsageError(
+            f"--until-empty runs one worker process, not --processes {processes}: "
+            "start one `worker --until-empty` per process wanted"
+        )
     _export_database_options(ctx, cli)
     app = import_app(app_reference)
     names = _selected_queues(app, queues)
@@ -95,7 +111,7 @@ def command(
         for name in names or list(app.queues):
             app.queues[name] = dataclasses.replace(app.queues[name], workers=threads)
     try:
-        code = app.run(names)
+        code = app.run(names, until_empty=until_empty)
     finally:
         app.close()
     ctx.exit(code)

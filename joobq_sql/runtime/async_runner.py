@@ -117,12 +117,15 @@ class AsyncQueueRunner:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # runs were added or removed
         self._runs: dict[UUID, _Run] = {}
+        # A claim sent while this runner held nothing came back empty (see drained()).
+        self._empty = False
         # Claimed jobs held only to be given back: unrunnable ones, failed releases.
         self._give = GiveBacks(
             logger, queue=name, grace=settings.unrunnable_grace, worker_id=worker_id
         )
         self.counters = {
             "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
+            "claims": 0,  # claim round trips
             "claimed": 0,
             "succeeded": 0,
             "failed": 0,
@@ -155,6 +158,15 @@ class AsyncQueueRunner:
         """Every job this runner has claimed and not yet handed to the acker."""
         with self._lock:
             return set(self._runs) | self._give.jids()
+
+    def drained(self) -> bool:
+        """True when a claim sent while this runner held nothing found no runnable job of its
+        queue (or the queue is paused), and it holds nothing still."""
+        with self._lock:
+            return self._empty and self._holds_nothing_locked()
+
+    def _holds_nothing_locked(self) -> bool:
+        return not (self._runs or self._give.unseen_claim or self._give.jids())
 
     def buffered_jids(self) -> set[UUID]:
         """The held jobs not started yet (waiting for the queue's throttle, or to begin, or
@@ -249,8 +261,12 @@ class AsyncQueueRunner:
                 await self._give_back()  # what an earlier pass could not; never blocks a claim
                 if self._give.unseen_claim:
                     await self._release_unseen()  # before claiming again: raises until it works
+                with self._lock:
+                    idle = self._holds_nothing_locked()
                 want = self._claim_size()
-                more = await self._claim(want) if want else False
+                more = await self._claim(want, idle=idle) if want else False
+                if self._paused and idle:
+                    self._empty = True
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -264,9 +280,10 @@ class AsyncQueueRunner:
                 continue  # the queue may hold more: claim again before waiting
             await self._idle(self.settings.poll_interval)
 
-    async def _claim(self, want: int) -> bool:
+    async def _claim(self, want: int, *, idle: bool = False) -> bool:
         """Claim up to `want` jobs and hold every one (see QueueRunner._claim: until they are
-        held, the claim counts as unseen); True if the claim came back full."""
+        held, the claim counts as unseen); True if the claim came back full. `idle`: this
+        runner held nothing when it decided to claim (see drained())."""
         self._give.unseen_claim = True
         try:
             records = await self.store.claim_jobs(
@@ -283,7 +300,9 @@ class AsyncQueueRunner:
         for record, job in runnable:
             self._launch(record, job)
         self._give.unseen_claim = False
+        self.counters["claims"] += 1
         self.counters["claimed"] += len(records)
+        self._empty = idle and not records
         if len(runnable) < len(records):
             await self._give_back()
         return len(records) == want

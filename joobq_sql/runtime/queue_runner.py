@@ -2,12 +2,19 @@
 that perform them, and a watchdog that enforces sync timeouts.
 
 Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
-run at once. By default the fetcher claims only for free slots, at most `worker_batch_size` per
-claim: a claimed job never waits behind a long-running one while another worker process sits
-idle. (JoobQ prefetched a whole batch per worker, stranding work; here that is the opt-in
-`prefetch` setting, for high throughput of short jobs.)
+run at once. The fetcher claims for the free slots, at most `worker_batch_size` per claim, and,
+while the queue's recent runs are short, ahead of them (see `ClaimAhead`): jobs of a few
+microseconds are then claimed a batch per round trip, however few the slots, and jobs of a
+second or more are claimed one per free slot. A claimed job does not wait behind a long run:
+once a run passes `claim_ahead`, the jobs waiting behind it beyond what the other slots are
+expected to start within that time are handed back unchanged (release_jobs: no retry spent),
+for another worker. (JoobQ prefetched a whole batch per worker, stranding work; a fixed
+`prefetch` is still there, opt-in.)
 Claimed jobs not yet started (the moment between claim and start, or a job waiting for its
 queue's throttle) are released at once on shutdown.
+
+Drain-and-exit (`app.run(until_empty=True)`) asks each runner `drained()`: a claim sent while
+it held nothing came back empty (or the queue is paused), and it still holds nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from ..store.base import Store, decode_claimed
 from ..store.records import Failure, JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
+from .claim_ahead import ClaimAhead
 from .error_monitor import ErrorMonitor
 from .failures import failure_of_run
 from .give_backs import SHUTDOWN_TRIES, GiveBacks, retry_delay
@@ -101,6 +109,12 @@ class QueueRunner:
         self._deadlines = threading.Condition(self._lock)
         self._runs_changed = threading.Condition(self._lock)
         self._backlog = False  # the last claim came back full: more jobs are waiting
+        # A claim sent while this runner held nothing came back empty, and nothing was claimed
+        # since (see drained()).
+        self._empty = False
+        self._ahead = ClaimAhead(
+            budget=settings.claim_ahead, workers=workers, batch=settings.worker_batch_size
+        )
         self._buffer: deque[tuple[JobRecord, Job]] = deque()
         self._runs: dict[UUID, _Run] = {}
         # Sync runs past their timeout whose thread still runs: still held (their leases are
@@ -124,7 +138,9 @@ class QueueRunner:
         )
         self.counters = {
             "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
+            "claims": 0,  # claim round trips
             "claimed": 0,
+            "handed_on": 0,  # buffered jobs released because a run turned out long
             "succeeded": 0,
             "failed": 0,
             "timed_out": 0,
@@ -210,25 +226,75 @@ class QueueRunner:
 
     # -- fetching ----------------------------------------------------------------------------
 
+    def drained(self) -> bool:
+        """True when a claim sent while this runner held nothing found no runnable job of its
+        queue (or the queue is paused), and it holds nothing still: nothing buffered, running,
+        finishing or to be given back."""
+        with self._lock:
+            return self._empty and self._holds_nothing_locked()
+
+    def _holds_nothing_locked(self) -> bool:
+        return not (
+            self._buffer
+            or self._runs
+            or self._overrunning
+            or self._finishing
+            or self._give.unseen_claim
+            or self._give.jids()
+        )
+
     def _claim_size(self) -> int:
-        """How many jobs to claim now: only for free slots, and while a backlog is being
-        drained, only once a quarter of the batch is free, so one claim serves many slots
-        instead of one round trip per finished job. With no backlog, any free slot claims at
-        once (low pickup latency)."""
+        """How many jobs to claim now: for free slots, plus what ClaimAhead allows while runs
+        are short. While a backlog is being drained, it waits until a good share of a batch
+        is free, so one claim serves many slots instead of one round trip per finished job.
+        With no backlog, any free slot claims at once (low pickup latency)."""
         if self._paused:
             return 0
         with self._lock:
+            self._ahead.count_long((r.started for r in self._runs.values()), time.monotonic())
             return self._claim_size_locked()
 
     def _claim_size_locked(self) -> int:
         batch = self.settings.worker_batch_size
-        capacity = self.workers + self.settings.prefetch
+        ahead = self._ahead.allowed()
+        capacity = self.workers + self.settings.prefetch + ahead
         free = capacity - len(self._buffer) - len(self._runs)
         if free <= 0:
             return 0
-        if self._backlog and free < max(1, min(batch, capacity) // 4):
-            return 0
+        if self._backlog:
+            # Claiming ahead: claim once half of what may be buffered is free (full batches,
+            # the next one claimed while the last is still being worked through); else once
+            # a quarter of the slots are.
+            need = min(batch, ahead // 2) if ahead else min(batch, capacity) // 4
+            if free < max(1, need):
+                return 0
         return min(batch, free)
+
+    def _hand_on_locked(self, now: float) -> list[UUID]:
+        """The buffered jobs to hand back now: those beyond what may wait here once a run has
+        turned out long (ClaimAhead.keep), the last claimed first. A job an idle slot is about
+        to take (its thread was notified, and not scheduled yet) waits behind nothing: as many
+        jobs as idle slots always stay."""
+        starts = (r.started for r in self._runs.values())
+        keep = self._ahead.keep(starts, now, prefetch=self.settings.prefetch)
+        if keep is None:
+            return []
+        keep += max(0, self.workers - len(self._runs))
+        if len(self._buffer) <= keep:
+            return []
+        jids = [self._buffer.pop()[0].jid for _ in range(len(self._buffer) - keep)]
+        self._give.hold_unreleased(jids)  # still held (renewed) until the release is written
+        return jids
+
+    def _hand_on(self) -> None:
+        """Hand back the buffered jobs that would wait behind a long run (see _hand_on_locked);
+        another worker can take them at once."""
+        with self._lock:
+            jids = self._hand_on_locked(time.monotonic())
+        if jids:
+            self.counters["handed_on"] += len(jids)
+            logger.debug("queue %r: a run is long; handing back %d jobs", self.name, len(jids))
+            self._give_back(force=True)
 
     def _fetch_loop(self) -> None:
         failures = 0
@@ -238,8 +304,13 @@ class QueueRunner:
                 self._give_back()  # what an earlier pass could not; never blocks a claim
                 if self._give.unseen_claim:
                     self._release_unseen()  # before claiming again: raises until it succeeds
+                self._hand_on()
+                with self._lock:
+                    idle = self._holds_nothing_locked()
                 want = self._claim_size()
-                more = self._claim(want) if want else False
+                more = self._claim(want, idle=idle) if want else False
+                if self._paused and idle:
+                    self._empty = True
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -251,12 +322,13 @@ class QueueRunner:
                 continue
             if more:
                 continue  # the queue may hold more: claim again before waiting
-            self._wake.wait(self.settings.poll_interval)
+            self._wake.wait(self._ahead.check_within(self.settings.poll_interval, self._buffer))
             self._wake.clear()
         # What is left to give back, begin_shutdown gives back once this thread has ended.
 
-    def _claim(self, want: int) -> bool:
+    def _claim(self, want: int, *, idle: bool = False) -> bool:
         """Claim up to `want` jobs and hold every one; True if the claim came back full.
+        `idle`: this runner held nothing when it decided to claim (see drained()).
 
         Until each claimed record is held (buffered, or waiting to be given back), the claim
         counts as unseen: if claim_jobs raises (its COMMIT may still have happened) or anything
@@ -271,7 +343,9 @@ class QueueRunner:
             raise
         self._hold(records)
         self._give.unseen_claim = False
+        self.counters["claims"] += 1
         self.counters["claimed"] += len(records)
+        self._empty = idle and not records
         self._backlog = len(records) == want
         return self._backlog
 
@@ -473,6 +547,7 @@ class QueueRunner:
             run.state = "done"
             self._runs.pop(run.record.jid, None)
             self._finishing.add(run.record.jid)
+            self._ahead.ran(time.monotonic() - run.started)
             if self._stopping.is_set():
                 self._runs_changed.notify_all()
             # A slot is free: claim for it now rather than at the next poll, but wake the

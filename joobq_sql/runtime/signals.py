@@ -13,9 +13,12 @@ from .worker import Worker
 logger = logging.getLogger("joobq_sql.worker")
 
 
-def run_until_signalled(start: Callable[[], Worker], *, grace: float) -> int:
-    """Start a worker with `start()`, block until SIGTERM or SIGINT, then drain it; a second
-    signal skips the grace period. Returns the process exit code: 0.
+def run_until_signalled(
+    start: Callable[[], Worker], *, grace: float, until_empty: bool = False
+) -> int:
+    """Start a worker with `start()`, block until SIGTERM or SIGINT (or, with `until_empty`,
+    until Worker.drained()), then drain it; a second signal skips the grace period. Returns the
+    process exit code: 0.
 
     The handlers are installed before the worker starts, so a signal that arrives while it
     starts up still drains it instead of killing the process with jobs claimed.
@@ -34,8 +37,11 @@ def run_until_signalled(start: Callable[[], Worker], *, grace: float) -> int:
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         worker = start()
-        while not requested.wait(0.5):
-            pass
+        # Drained is polled often: a batch run should exit soon after its last job.
+        while not requested.wait(0.02 if until_empty else 0.5):
+            if until_empty and worker.drained():
+                logger.info("the queues are empty: stopping")
+                break
 
         def hurry_on_second_signal() -> None:
             hurried.wait()

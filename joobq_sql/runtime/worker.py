@@ -142,6 +142,14 @@ class Worker:
             held |= runner.held_jids()
         return held
 
+    def drained(self) -> bool:
+        """The drain-and-exit condition (`app.run(until_empty=True)`): no job of this worker's
+        queues was runnable when each last claimed while holding nothing (or the queue is
+        paused), none is held here (buffered, running or to be given back), and every
+        acknowledgement is written. Jobs due later (delayed, or a retry's backoff) and jobs
+        running on other workers do not count."""
+        return all(r.drained() for r in self.runners.values()) and not self.acker.pending_jids()
+
     def buffered_jids(self) -> set[UUID]:
         """The held jobs that have not started: claimed, waiting in a runner's buffer."""
         buffered: set[UUID] = set()
