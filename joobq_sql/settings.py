@@ -277,11 +277,12 @@ class Settings:
     #: renewed), whatever the runs last. 0 (the default) leaves claiming ahead to
     #: `claim_ahead`, which never lets a claimed job wait behind a long run.
     prefetch: int = 0
-    #: While recent runs of a queue are short, its fetcher claims ahead of the free slots
-    #: (up to 2 x worker_batch_size jobs) as long as the estimated work of the jobs waiting
-    #: in this process is at most `claim_ahead` per slot; once a run passes `claim_ahead`
-    #: the waiting jobs beyond that budget are handed back unchanged (no retry spent) for
-    #: another worker. 0 claims only for free slots (and `prefetch`).
+    #: While recent runs of a queue are short (at most a tenth of `claim_ahead`), its fetcher
+    #: claims ahead of the free slots (up to 2 x worker_batch_size jobs) as long as the
+    #: estimated work of the jobs waiting in this process is at most `claim_ahead` per slot;
+    #: once a run outlasts its estimate by `claim_ahead`, the waiting jobs beyond that budget
+    #: are handed back unchanged (no retry spent) for another worker. 0 claims only for free
+    #: slots (and `prefetch`). See runtime/claim_ahead.py.
     claim_ahead: float = 0.05
     lease: float = 30.0
     heartbeat_interval: float | None = None

@@ -185,21 +185,24 @@ def test_nothing_is_claimed_ahead_before_a_run_has_finished_or_when_runs_are_lon
     assert ahead.allowed() == 0, "runs of a second: free slots only"
 
 
-def test_short_runs_allow_up_to_two_batches_ahead_and_medium_ones_a_budgets_worth() -> None:
+def test_short_runs_allow_a_budgets_worth_ahead_up_to_two_batches() -> None:
     ahead = ClaimAhead(budget=0.05, workers=2, batch=100)
     ahead.ran(0.0001)
-    assert ahead.allowed() == 200
+    assert ahead.allowed() == 200, "two batches"
+    short = ClaimAhead(budget=0.05, workers=2, batch=100)
+    short.ran(0.001)
+    assert short.allowed() == 100, "50 ms per slot of 1 ms runs, two slots"
     medium = ClaimAhead(budget=0.05, workers=2, batch=100)
     medium.ran(0.01)
-    assert medium.allowed() == 10, "50 ms per slot of 10 ms runs, two slots"
+    assert medium.allowed() == 0, "10 ms runs are not short: free slots only"
 
 
 def test_a_long_run_takes_its_slot_out_of_the_allowance_and_asks_for_a_hand_back() -> None:
     ahead = ClaimAhead(budget=0.05, workers=2, batch=100)
-    ahead.ran(0.01)
+    ahead.ran(0.002)
     now = 100.0
-    assert ahead.keep([now - 0.01, now - 0.02], now, prefetch=0) is None, "no run is long"
-    assert ahead.keep([now - 1.0, now - 0.01], now, prefetch=0) == 5, "one usable slot"
+    assert ahead.keep([now - 0.01, now - 0.051], now, prefetch=0) is None, "no run is long"
+    assert ahead.keep([now - 1.0, now - 0.01], now, prefetch=0) == 25, "one usable slot"
     assert ahead.keep([now - 1.0, now - 2.0], now, prefetch=3) == 3, "only the prefetch stays"
 
 

@@ -6,16 +6,19 @@ a long run while another worker could start it. The rule, per queue runner:
 
 - it keeps an estimate of a run's duration: an exponentially weighted mean of the runs that
   finished (weight `ALPHA` for the newest), none before the first;
-- it may hold, beyond its free slots, as many jobs as its usable slots are expected to start
-  within `budget` (the `claim_ahead` setting): budget x usable slots / estimate, at most two
-  batches (one claimed while the last is worked through), none while there is no estimate;
-- a run that has lasted longer than `budget` is *long*: its slot is not usable. While a run is
-  long, the buffered jobs beyond what the other slots may hold are handed back (QueueRunner
-  releases them, no retry spent). So a buffered job waits at most about `budget` beyond its
-  turn before it is either started or handed on.
+- while runs are *short* (the estimate at most `SHORT_SHARE` of `budget`, the `claim_ahead`
+  setting: 5 ms of the default 50 ms), it may hold, beyond its free slots, as many jobs as its
+  usable slots are expected to start within `budget`: budget x usable slots / estimate, at
+  least ten per slot and at most two batches (one claimed while the last is worked through);
+  none while there is no estimate, and none for longer runs, which are claimed one per free
+  slot as with no claiming ahead (a round trip per run costs them little);
+- a run that has lasted longer than `budget` beyond the estimate is *long*: its slot is not
+  usable. While a run is long, the buffered jobs beyond what the other slots may hold are
+  handed back (QueueRunner releases them, no retry spent). So a buffered job waits at most
+  about twice `budget` beyond its turn before it is either started or handed on.
 
-Jobs of 50 us and a 50 ms budget: 1000 per slot, so two full batches. Jobs of 10 ms: 5 per
-slot. Jobs of a second: none ahead; each free slot claims one job, as with no claiming ahead.
+Jobs of 50 us and a 50 ms budget: 1000 per slot, so two full batches. Jobs of 1 ms: 50 per
+slot. Jobs of 10 ms or a second: none ahead.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Iterable
 ALPHA = 0.2
 #: The estimate is never taken below this, so that the allowance stays finite.
 MIN_ESTIMATE = 1e-5
+#: Runs are short, and claimed ahead, while the estimate is at most this share of the budget.
+SHORT_SHARE = 0.1
 
 
 class ClaimAhead:
@@ -51,17 +56,18 @@ class ClaimAhead:
         self.estimate = seconds if estimate is None else estimate + ALPHA * (seconds - estimate)
 
     def count_long(self, starts: Iterable[float], now: float) -> int:
-        """Count the runs (by monotonic start time) that have lasted longer than the budget."""
+        """Count the runs (by monotonic start time) that have lasted longer than the budget
+        beyond the estimate."""
         if self.budget <= 0:
             self.long = 0
         else:
-            since = now - self.budget
+            since = now - self.budget - (self.estimate or 0.0)
             self.long = sum(1 for started in starts if started < since)
         return self.long
 
     def allowed(self) -> int:
         """Jobs that may be claimed beyond the free slots now."""
-        if self.budget <= 0 or self.estimate is None:
+        if self.budget <= 0 or self.estimate is None or self.estimate > self.budget * SHORT_SHARE:
             return 0
         usable = self.workers - self.long
         if usable <= 0:

@@ -3,13 +3,13 @@ that perform them, and a watchdog that enforces sync timeouts.
 
 Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
 run at once. The fetcher claims for the free slots, at most `worker_batch_size` per claim, and,
-while the queue's recent runs are short, ahead of them (see `ClaimAhead`): jobs of a few
-microseconds are then claimed a batch per round trip, however few the slots, and jobs of a
-second or more are claimed one per free slot. A claimed job does not wait behind a long run:
-once a run passes `claim_ahead`, the jobs waiting behind it beyond what the other slots are
-expected to start within that time are handed back unchanged (release_jobs: no retry spent),
-for another worker. (JoobQ prefetched a whole batch per worker, stranding work; a fixed
-`prefetch` is still there, opt-in.)
+while the queue's recent runs are short (a tenth of `claim_ahead`, 5 ms, or less), ahead of
+them (see claim_ahead.py): jobs of a few microseconds are then claimed a batch per round trip,
+however few the slots; longer jobs are claimed one per free slot. A claimed job does not wait
+behind a long run: once a run outlasts its estimate by `claim_ahead`, the jobs waiting behind it
+beyond what the other slots are expected to start within that time are handed back unchanged
+(release_jobs: no retry spent), for another worker. (JoobQ prefetched a whole batch per worker,
+stranding work; a fixed `prefetch` is still there, opt-in.)
 Claimed jobs not yet started (the moment between claim and start, or a job waiting for its
 queue's throttle) are released at once on shutdown.
 
