@@ -85,6 +85,8 @@ class JoobQ:
         self._store = store
         self._async_store = async_store
         self._store_lock = threading.Lock()
+        #: new_job's makers of rows whose options are already checked, by option set.
+        self._row_makers: dict[tuple[Any, ...], Callable[[UUID, Any, str | None], NewJob]] = {}
         self.queues: dict[str, QueueDefinition] = {}
         self.schedules: dict[str, Schedule] = {}
         self.middlewares: list[Middleware] = []
@@ -326,19 +328,38 @@ class JoobQ:
             expires = None if klass.expires is None else klass.expires.total_seconds()
         else:
             expires = settings.expires
-        return NewJob(
+        queue = self.queue_for(klass) if queue is None else queue
+        priority = klass.priority if priority is None else priority
+        args = job.to_args()
+        unique_key = job.unique_key() if unique_key is None else unique_key
+        on_duplicate = klass.on_duplicate
+        options = _row_options(queue, klass.job_type, priority, retries, expires, on_duplicate)
+        if options is not None and run_at is None and type(delay) in (int, float) and delay == 0:
+            # These very options were checked for an earlier job: reuse its row's (the checks
+            # are most of a NewJob's cost, and give the same answer for the same values).
+            make = self._row_makers.get(options)
+            if make is not None:
+                return make(job.jid, args, unique_key)
+        else:
+            options = None
+        row = NewJob(
             jid=job.jid,
-            queue=self.queue_for(klass) if queue is None else queue,
+            queue=queue,
             job_type=klass.job_type,
-            args=job.to_args(),
-            priority=klass.priority if priority is None else priority,
+            args=args,
+            priority=priority,
             max_retries=retries,
             delay=delay,
             run_at=run_at,
             expires_in=expires,
-            unique_key=job.unique_key() if unique_key is None else unique_key,
-            on_duplicate=klass.on_duplicate,
+            unique_key=unique_key,
+            on_duplicate=on_duplicate,
         )
+        if options is not None:
+            if len(self._row_makers) >= MAX_ROW_MAKERS:
+                self._row_makers.clear()  # many option sets in turn: start over
+            self._row_makers[options] = row.sibling_maker()
+        return row
 
     def new_jobs(self, jobs: Iterable[Job]) -> list[NewJob]:
         """The rows to insert for `jobs`, each as new_job(job) makes it.
@@ -476,6 +497,32 @@ class JoobQ:
         loop ends, e.g. at the end of your web application's lifespan)."""
         if self._async_store is not None:
             await self._async_store.aclose()
+
+
+#: Option sets whose checked rows new_job keeps (per application) for the jobs that follow.
+MAX_ROW_MAKERS = 256
+
+
+def _row_options(
+    queue: object,
+    job_type: object,
+    priority: object,
+    retries: object,
+    expires: object,
+    on_duplicate: object,
+) -> tuple[Any, ...] | None:
+    """new_job's options as a key of its row makers; None when one is not of a plain type
+    whose equal values are checked alike (True == 1, but a priority of True is refused; an
+    expiry of 60 and one of 60.0 are both 60.0 seconds)."""
+    plain = (
+        type(queue) is str
+        and type(job_type) is str
+        and type(priority) is int
+        and type(retries) is int
+        and (expires is None or type(expires) in (int, float))
+        and type(on_duplicate) is str
+    )
+    return (queue, job_type, priority, retries, expires, on_duplicate) if plain else None
 
 
 def _sets_own(klass: type[Job], name: str) -> bool:

@@ -439,6 +439,21 @@ def test_new_jobs_builds_the_rows_new_job_builds(app: JoobQ) -> None:
     assert {r.jid.version for r in rows} == {7}
 
 
+def test_new_job_reuses_checked_options_only_while_they_are_the_same(
+    app: JoobQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = app.new_job(RoundTripMail(to="a@example.com"), priority=1)
+    assert app.new_job(RoundTripMail(to="b@example.com"), priority=1).priority == 1
+    with pytest.raises((TypeError, ValueError), match="priority"):
+        app.new_job(RoundTripMail(to="c@example.com"), priority=True)  # == 1, and refused
+    monkeypatch.setattr(RoundTripMail, "retries", 9)  # a class changed at run time
+    changed = app.new_job(RoundTripMail(to="d@example.com"), priority=1)
+    assert (first.max_retries, changed.max_retries) == (app.settings.retries, 9)
+    assert app.new_job(RoundTripMail(to="e@example.com"), queue="café").queue == "café"
+    decomposed = app.new_job(RoundTripMail(to="f@example.com"), queue="cafe\u0301")
+    assert decomposed.queue == "café"  # NFC, as a fresh check makes it
+
+
 def test_with_job_carries_every_field_of_newjob() -> None:
     template = NewJob(
         jid=uuid4(),

@@ -299,7 +299,8 @@ class Connections:
                 conn.autocommit = True  # no I/O: psycopg only stops sending BEGIN
             with _translated_errors(), conn.cursor(row_factory=row_factory) as cur:
                 yield cur
-            conn.commit()  # a no-op, without a round trip, in autocommit
+            if not autocommit:
+                conn.commit()
         except BaseException:
             if conn.broken or conn.closed:
                 pooled.invalidate()  # never hand a dead connection to the next caller

@@ -609,7 +609,8 @@ class _GreenConnections(Connections):
                 _await(conn.set_autocommit(True))  # no I/O: psycopg only stops sending BEGIN
             with _translated_errors(), _green_cursor(conn, row_factory) as cur:
                 yield cur
-            _await(conn.commit())  # a no-op, without a round trip, in autocommit
+            if not autocommit:
+                _await(conn.commit())
         except BaseException:
             if conn.broken or conn.closed:
                 pooled.invalidate()  # never hand a dead connection to the next caller

@@ -8,33 +8,28 @@
 -- already stored (jobs_pkey). Either way nothing is written, no error aborts the caller's
 -- transaction, and no row comes back; the store then finds out which it was.
 --
--- The NOTIFY is sent only when `notify` is on and the job is runnable now: a delayed job's
--- workers would wake to find nothing to claim.
-WITH inserted AS (
-    INSERT INTO {schema}.jobs
-        (jid, queue, job_type, args, status, priority, run_at, max_retries, expires_at,
-         unique_key)
-    VALUES (
-        %(jid)s,
-        %(queue)s,
-        %(job_type)s,
-        %(args)s::jsonb,
-        CASE
-            WHEN %(run_at)s::timestamptz IS NOT NULL OR %(delay_s)s > 0 THEN 'scheduled'
-            ELSE 'enqueued'
-        END,
-        %(priority)s,
-        COALESCE(%(run_at)s::timestamptz, now() + make_interval(secs => %(delay_s)s)),
-        %(max_retries)s,
-        COALESCE(%(expires_at)s::timestamptz, now() + make_interval(secs => %(expires_in_s)s)),
-        %(unique_key)s
-    )
-    ON CONFLICT DO NOTHING
-    RETURNING jid, queue, run_at
-)
-SELECT
-    inserted.jid,
+-- The NOTIFY rides in RETURNING, evaluated for the inserted row only: sent when `notify` is on
+-- and the job is runnable now (a delayed job's workers would wake to find nothing to claim).
+INSERT INTO {schema}.jobs
+    (jid, queue, job_type, args, status, priority, run_at, max_retries, expires_at, unique_key)
+VALUES (
+    %(jid)s,
+    %(queue)s,
+    %(job_type)s,
+    %(args)s::jsonb,
     CASE
-        WHEN %(notify)s AND inserted.run_at <= now() THEN pg_notify(%(channel)s, inserted.queue)
+        WHEN %(run_at)s::timestamptz IS NOT NULL OR %(delay_s)s > 0 THEN 'scheduled'
+        ELSE 'enqueued'
+    END,
+    %(priority)s,
+    COALESCE(%(run_at)s::timestamptz, now() + make_interval(secs => %(delay_s)s)),
+    %(max_retries)s,
+    COALESCE(%(expires_at)s::timestamptz, now() + make_interval(secs => %(expires_in_s)s)),
+    %(unique_key)s
+)
+ON CONFLICT DO NOTHING
+RETURNING
+    jid,
+    CASE
+        WHEN %(notify)s AND run_at <= now() THEN pg_notify(%(channel)s, queue)
     END IS NOT NULL AS woken
-FROM inserted
