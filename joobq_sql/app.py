@@ -16,7 +16,7 @@ from uuid import UUID
 from . import _validation as check
 from ._uuid7 import uuid7s
 from .errors import ConfigurationError
-from .job import Job, has_jid
+from .job import Job, known_jid
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
 from .scheduler.schedules import Schedule
 from .settings import DEFAULT_WORKERS, QueueConfig, Settings
@@ -370,18 +370,19 @@ class JoobQ:
         without a jid yet get theirs from one read of the random source for the call.
         """
         jobs = list(jobs)
-        fresh = [job for job in jobs if not has_jid(job)]
-        for job, jid in zip(fresh, uuid7s(len(fresh)), strict=True):
-            job.jid = jid
+        known = [known_jid(job) for job in jobs]
+        made = iter(uuid7s(known.count(None)))
         rows = []
         makers: dict[type[Job], Callable[[UUID, Any, str | None], NewJob]] = {}
-        for job in jobs:
+        for job, jid in zip(jobs, known, strict=True):
+            if jid is None:
+                jid = job.jid = next(made)
             make = makers.get(type(job))
             if make is None:
                 row = self.new_job(job)  # the class's options, checked
                 makers[type(job)] = row.sibling_maker()
             else:
-                row = make(job.jid, job.to_args(), job.unique_key())
+                row = make(jid, job.to_args(), job.unique_key())
             rows.append(row)
         return rows
 

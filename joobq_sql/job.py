@@ -433,9 +433,10 @@ def _instance(target: type[Job] | Job, fields: dict[str, Any]) -> Job:
     return target(**fields)
 
 
-def has_jid(job: Job) -> bool:
-    """Whether `job` has its jid already (made on first use, or given)."""
-    return "_jid" in job.__dict__
+def known_jid(job: Job) -> UUID | None:
+    """`job`'s jid if it has one already (made on first use, or given), else None."""
+    jid: UUID | None = job.__dict__.get("_jid")
+    return jid
 
 
 def _is_classvar(annotation: Any) -> bool:

@@ -24,8 +24,9 @@ _NULL = "\\N"
 ROWS_PER_WRITE = 500
 
 
-def copy_text(jobs: Iterable[NewJob], now: datetime) -> Iterator[str]:
-    """The rows of `jobs` for copy_jobs.sql's columns, ROWS_PER_WRITE at a time.
+def copy_text(jobs: Iterable[NewJob], now: datetime, runnable: set[str]) -> Iterator[str]:
+    """The rows of `jobs` for copy_jobs.sql's columns, ROWS_PER_WRITE at a time; the queue of
+    each job runnable at once is added to `runnable` on the way (for the wake-ups).
 
     `now` is the transaction's now(): a job without `run_at` runs at now() plus its delay,
     one without `expires_at` expires at now() plus `expires_in` (enqueue_jobs.sql's rules).
@@ -37,10 +38,13 @@ def copy_text(jobs: Iterable[NewJob], now: datetime) -> Iterator[str]:
     for job in jobs:
         if job.run_at is not None:
             status, run_at = "scheduled", str(job.run_at)
+            if job.run_at <= now:
+                runnable.add(job.queue)
         elif job.delay > 0:
             status, run_at = "scheduled", str(now + timedelta(seconds=job.delay))
         else:
             status, run_at = "enqueued", now_text
+            runnable.add(job.queue)
         if job.expires_at is not None:
             expires_at = str(job.expires_at)
         elif (known := expiries.get(job.expires_in)) is not None:
@@ -67,10 +71,3 @@ def _escaped(value: str) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_ESCAPES)
     return value
-
-
-def runnable_at(job: NewJob, now: datetime) -> bool:
-    """Whether `job`, inserted at `now`, can be claimed at once (so is worth a wake-up)."""
-    if job.run_at is not None:
-        return job.run_at <= now
-    return job.delay <= 0

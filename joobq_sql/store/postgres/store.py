@@ -46,7 +46,7 @@ from ..unrunnable import (
 )
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
 from .arrays import int_array, text_array, uuid_array
-from .copy_text import copy_text, runnable_at
+from .copy_text import copy_text
 from .hot_table import TableHealth, health_statement, read_health, run_vacuum
 from .notifier import channel_for, notify_queues
 from .queries import Queries
@@ -235,12 +235,11 @@ class PostgresStore(Store):
 
     def _insert_and_notify(self, cur: Any, jobs: list[NewJob], batch_size: int) -> list[UUID]:
         if len(jobs) >= COPY_THRESHOLD and all(j.unique_key is None for j in jobs):
-            now = self._copy_jobs(cur, jobs)
+            runnable = self._copy_jobs(cur, jobs)
             if self.notify:
                 # COPY cannot notify: one more statement, delivered at COMMIT (the caller's,
                 # with `connection`), dropped on rollback.
-                woken = {job.queue for job in jobs if runnable_at(job, now)}
-                notify_queues(cur, self._sql, channel=self.channel, queues=woken)
+                notify_queues(cur, self._sql, channel=self.channel, queues=runnable)
             return [job.jid for job in jobs]
         result: list[UUID] = []
         for start in range(0, len(jobs), batch_size):
@@ -278,16 +277,17 @@ class PostgresStore(Store):
             pending = vanished
         raise _unsettled_unique_key(pending[0])
 
-    def _copy_jobs(self, cur: Any, jobs: list[NewJob]) -> datetime:
+    def _copy_jobs(self, cur: Any, jobs: list[NewJob]) -> set[str]:
         """COPY the jobs in; the same rows enqueue_jobs.sql would insert (a duplicate jid
-        fails the whole COPY, so nothing partial is written). Returns the transaction's now(),
-        which their run times and expiries count from."""
+        fails the whole COPY, so nothing partial is written). Returns the queues that got a
+        job runnable now. Run times and expiries count from the transaction's now()."""
         cur.execute(self._sql["now"])
         now: datetime = cur.fetchone()["now"]
+        runnable: set[str] = set()
         with cur.copy(self._sql["copy_jobs"]) as copy:
-            for text in copy_text(jobs, now):
+            for text in copy_text(jobs, now, runnable):
                 copy.write(text)
-        return now
+        return runnable
 
     def _unique_holders(self, cur: Any, jobs: list[NewJob]) -> dict[tuple[str, str | None], UUID]:
         cur.execute(
