@@ -12,7 +12,10 @@ there the workers' own VACUUM (the `self_vacuum` setting, on by default) is what
 table small. `self_vacuum=False` runs the same drain without it, for comparison; the result
 says how often each kind of VACUUM ran and what the server's naptime was.
 
-    python -m bench.ageing --url postgresql://... [--jobs N] [--no-self-vacuum]
+    python -m bench.ageing --url postgresql://... [--jobs N] [--no-self-vacuum] [--depth 4000]
+
+`run_steady` (`--depth`) is the other way a table ages: a steady depth of waiting jobs, as a
+service runs it, where the table starts small and any dead versions kept show in its size.
 """
 
 from __future__ import annotations
@@ -26,8 +29,20 @@ from typing import Any
 
 import psycopg
 
-from bench._common import SCHEMA, libpq, table_sizes
-from bench.drain import DrainOptions, drain
+from bench._common import (
+    SCHEMA,
+    analyze,
+    completed_total,
+    libpq,
+    new_jobs,
+    per_second,
+    reset,
+    run_processes,
+    table_sizes,
+    window_rates,
+)
+from bench.drain import DrainOptions, drain, worker_process
+from joobq_sql import PostgresStore
 
 
 def vacuum_figures(url: str) -> dict[str, Any]:
@@ -91,6 +106,97 @@ def run(
     }
 
 
+def run_steady(
+    url: str,
+    jobs: int,
+    options: DrainOptions,
+    windows: int = 10,
+    *,
+    depth: int = 4000,
+    sample_every: float = 5.0,
+    self_vacuum: bool = True,
+) -> dict[str, Any]:
+    """The other way a queue table ages: a steady depth, as a service runs it. The queue is
+    kept at about `depth` waiting jobs (topped up between progress polls) while the workers
+    complete `jobs` in all; throughput per window, and the table's size and dead tuples every
+    `sample_every` seconds. The table starts small (`depth` rows), so dead versions kept until
+    the next VACUUM show in its size at once."""
+    window = max(jobs // windows, 1)
+    reset(url)
+    store = PostgresStore(url, pool_size=1)
+    enqueued = 0
+
+    def top_up(done: int) -> None:
+        nonlocal enqueued
+        wanted = min(depth - (enqueued - done), jobs - enqueued)
+        if wanted > 0:
+            store.enqueue_jobs(list(new_jobs(wanted)))
+            enqueued += wanted
+
+    samples: list[dict[str, Any]] = []
+    last = {"done": 0, "sampled": -sample_every}
+    try:
+        top_up(0)
+        analyze(url)
+        start, counts_start = table_sizes(url), vacuum_figures(url)
+        with (
+            _self_vacuum(self_vacuum),
+            psycopg.connect(libpq(url), autocommit=True) as conn,
+        ):
+
+            def progress() -> int:
+                last["done"] = completed_total(conn)
+                return last["done"]
+
+            def on_poll(elapsed: float) -> None:
+                top_up(last["done"])
+                if elapsed - last["sampled"] >= sample_every:
+                    last["sampled"] = elapsed
+                    samples.append(
+                        {"s": round(elapsed, 1), "done": last["done"], **table_sizes(url)}
+                    )
+
+            run = run_processes(
+                worker_process,
+                (url, options),
+                options.processes,
+                progress=progress,
+                goal=jobs,
+                timeout=options.timeout,
+                poll=0.02,
+                on_poll=on_poll,
+            )
+    finally:
+        store.close()
+    end, counts_end = table_sizes(url), vacuum_figures(url)
+    rates = window_rates(run.samples, jobs, window)
+    first, final = rates[0]["jobs_per_s"], rates[-1]["jobs_per_s"]
+    largest = max(s["total_bytes"] for s in [start, *samples, end])
+    return {
+        "jobs": jobs,
+        "depth": depth,
+        "threads": options.threads,
+        "batch": options.batch,
+        "prefetch": options.prefetch,
+        "self_vacuum": self_vacuum,
+        "autovacuum_naptime": counts_end["autovacuum_naptime"],
+        "vacuums": counts_end["vacuums"] - counts_start["vacuums"],
+        "autovacuums": counts_end["autovacuums"] - counts_start["autovacuums"],
+        "seconds": round(run.seconds, 3),
+        "jobs_per_s": per_second(jobs, run.seconds),
+        "windows": rates,
+        "window_jobs": window,
+        "sizes": {"start": start, "end": end},
+        "samples": samples,
+        "last_to_first_window": round(final / first, 3) if first else None,
+        "largest_to_start_size": round(largest / start["total_bytes"], 3),
+        "largest_dead_share": max(
+            (s["dead_tuples"] / max(s["live_tuples"] + s["dead_tuples"], 1) for s in samples),
+            default=0.0,
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ageing", description=__doc__)
     parser.add_argument("--url", required=True, help="database URL (its jobs are lost)")
@@ -100,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1000, help="worker_batch_size (1000)")
     parser.add_argument("--prefetch", type=int, help="prefetch (the setting's default)")
     parser.add_argument("--no-self-vacuum", action="store_true", help="self_vacuum off")
+    parser.add_argument(
+        "--depth", type=int, help="steady: keep this many jobs waiting (default: drain a backlog)"
+    )
     parser.add_argument("--json", help="write the result to this file")
     args = parser.parse_args(argv)
     from joobq_sql.migrate import normalize_url, upgrade
@@ -107,14 +216,22 @@ def main(argv: list[str] | None = None) -> None:
     url = normalize_url(args.url)
     upgrade(url)
     options = DrainOptions(threads=args.threads, batch=args.batch, prefetch=args.prefetch)
-    result = run(url, args.jobs, options, args.windows, self_vacuum=not args.no_self_vacuum)
+    self_vacuum = not args.no_self_vacuum
+    if args.depth:
+        result = run_steady(
+            url, args.jobs, options, args.windows, depth=args.depth, self_vacuum=self_vacuum
+        )
+        growth = f"largest {result['largest_to_start_size']}x"
+    else:
+        result = run(url, args.jobs, options, args.windows, self_vacuum=self_vacuum)
+        growth = f"{result['end_to_start_size']}x"
     mb = 1024 * 1024
     print(
         f"self_vacuum {result['self_vacuum']}, naptime {result['autovacuum_naptime']}: "
         f"{result['vacuums']} vacuums, {result['autovacuums']} autovacuums; "
         f"last/first window {result['last_to_first_window']}, "
         f"size {result['sizes']['start']['total_bytes'] / mb:.1f} -> "
-        f"{result['sizes']['end']['total_bytes'] / mb:.1f} MB ({result['end_to_start_size']}x)"
+        f"{result['sizes']['end']['total_bytes'] / mb:.1f} MB ({growth})"
     )
     print("windows (jobs/s):", ", ".join(f"{w['jobs_per_s']:,.0f}" for w in result["windows"]))
     if args.json:

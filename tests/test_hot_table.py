@@ -306,3 +306,19 @@ def test_a_backlog_past_the_exact_limit_is_estimated_from_the_live_row_count(
     conn.execute("DELETE FROM joobq.jobs WHERE queue = 'big' AND status = 'enqueued'")
     drained = store.queue_stats()["big"]  # below the limit: counted, not estimated
     assert (drained.waiting, drained.running, drained.estimated) == (0, 3, False)
+
+
+def test_the_steady_depth_ageing_workload_runs_and_reports_sizes_and_vacuums(
+    database_url: str,
+) -> None:
+    """A smoke run of bench/ageing.py's steady-depth workload (tiny: no speed is asserted)."""
+    from bench.ageing import run_steady
+    from bench.drain import DrainOptions
+
+    options = DrainOptions(threads=4, batch=100, prefetch=100, timeout=60)
+    result = run_steady(database_url, 1500, options, windows=3, depth=300, sample_every=0.2)
+
+    assert result["jobs"] == 1500 and len(result["windows"]) == 3
+    assert result["sizes"]["start"]["live_tuples"] == 300
+    assert result["self_vacuum"] is True and result["vacuums"] >= 0
+    assert result["largest_to_start_size"] >= 1.0
