@@ -322,3 +322,22 @@ def test_the_steady_depth_ageing_workload_runs_and_reports_sizes_and_vacuums(
     assert result["sizes"]["start"]["live_tuples"] == 300
     assert result["self_vacuum"] is True and result["vacuums"] >= 0
     assert result["largest_to_start_size"] >= 1.0
+
+
+def test_a_role_granted_maintain_vacuums_without_owning_the_table(
+    maintainless_url: str, conn: psycopg.Connection
+) -> None:
+    """PostgreSQL 17 and later: MAINTAIN alone (docs/security.md) lets a worker role VACUUM."""
+    if conn.info.server_version < 170000:
+        pytest.skip("MAINTAIN is a privilege from PostgreSQL 17 on")
+    role = make_url(maintainless_url).username
+    conn.execute(f'GRANT MAINTAIN ON joobq.jobs TO "{role}"')
+    churn(conn, 3000)
+    vacuums = vacuum_count(conn)
+    store = PostgresStore(maintainless_url, pool_size=1)
+    try:
+        assert health(store).may_vacuum is True
+        assert TableVacuumer(store, interval=0.01).run_once() == 3000
+    finally:
+        store.close()
+    assert vacuum_count(conn) == vacuums + 1
