@@ -1,10 +1,11 @@
 """bulk enqueue: jobs/s of the store's primitive, of the public API, and of pgqueuer.
 
-- primitive: `PostgresStore.enqueue_jobs` of NewJob rows built before the clock starts; N jobs
-  in calls of `batch` jobs (one transaction and one NOTIFY per call, batch_size=`batch`), and
-  one run with all N in a single call. The store writes a call of COPY_THRESHOLD or more jobs
-  without unique keys through COPY, smaller ones through multi-row INSERTs; each run names its
-  path.
+- primitive: `PostgresStore.enqueue_jobs` of NewJob rows built before the clock starts: the
+  very rows the public path writes for NoopJob (app.new_jobs, so the same expiry and the same
+  kind of jid: the comparison is of the Job -> row path alone); N jobs in calls of `batch`
+  jobs (one transaction and one NOTIFY per call, batch_size=`batch`), and one run with all N
+  in a single call. The store writes a call of COPY_THRESHOLD or more jobs without unique
+  keys through COPY, smaller ones through multi-row INSERTs; each run names its path.
 - public: the same N jobs as built NoopJob instances (built before the clock: what is timed is
   the Job -> row path and the insert), through `NoopJob.batch_enqueue` and `app.enqueue_many`
   in calls of PUBLIC_BATCH jobs, the call a user makes.
@@ -25,7 +26,7 @@ from typing import Any
 
 from bench._common import QUEUE, NoopJob, libpq, new_jobs, per_second, reset
 from bench.single import pgqueuer_available, pgqueuer_queries, run_async
-from joobq_sql import JoobQ, PostgresStore
+from joobq_sql import JoobQ, NewJob, PostgresStore
 from joobq_sql.store.postgres import store as store_module
 
 COPY_THRESHOLD: int | None = getattr(store_module, "COPY_THRESHOLD", None)
@@ -70,7 +71,7 @@ def run(
         store.enqueue_jobs(list(new_jobs(min(jobs, 1000))), batch_size=1000)  # warm the pool
         for _ in range(repetitions):
             for batch in batches:
-                rows = list(new_jobs(jobs))
+                rows = prebuilt_rows(app, jobs)
                 primitive[batch].append(_timed(url, rows, batch, store.enqueue_jobs))
             built = [NoopJob() for _ in range(jobs)]
             public["Job.batch_enqueue"].append(
@@ -116,6 +117,13 @@ def run(
     else:
         result["pgqueuer"] = {"skipped": peer}
     return result
+
+
+def prebuilt_rows(app: JoobQ, jobs: int) -> list[NewJob]:
+    """The rows Job.batch_enqueue writes for `jobs` NoopJobs, as this version builds them."""
+    built = [NoopJob() for _ in range(jobs)]
+    new_rows = getattr(app, "new_jobs", None)  # older versions: one new_job per job
+    return list(new_rows(built)) if new_rows else [app.new_job(job) for job in built]
 
 
 def _timed(url: str, items: list[Any], batch: int, enqueue: Callable[..., Any]) -> float:
