@@ -41,8 +41,10 @@ class FdLong(Job):
 
     n: int = 0
     worker: Any = None
+    started = threading.Event()  # set once `worker` is: a run may begin before start() returns
 
     def perform(self) -> None:
+        type(self).started.wait(10)
         log.add(("held", _held(type(self).worker)))
         threading.Event().wait(0.15)  # the job's work: a run of known length
 
@@ -116,7 +118,9 @@ def test_a_queue_of_long_jobs_never_holds_more_than_its_slots(make_app) -> None:
     jobs = 8
     _fill(app.store, "FdLong", jobs)
     held: list[int] = []
+    FdLong.started.clear()
     FdLong.worker = worker = start(app)
+    FdLong.started.set()
 
     def drained() -> bool:
         held.append(_held(worker))

@@ -552,9 +552,10 @@ class QueueRunner:
                 self._runs_changed.notify_all()
             # A slot is free: claim for it now rather than at the next poll, but wake the
             # fetcher only when it would claim (while draining a backlog, it waits for a
-            # quarter of the batch), so that a stream of short jobs does not spin it.
-            claim = self._claim_size_locked() > 0
-        if claim and not self._wake.is_set():
+            # good share of a batch), so that a stream of short jobs does not spin it. (The
+            # wake-up is checked first: during a drain it is often set already.)
+            claim = not self._wake.is_set() and self._claim_size_locked() > 0
+        if claim:
             self._wake.set()
         return True
 
