@@ -206,6 +206,50 @@ def test_each_of_many_enqueues_is_one_round_trip_and_their_jobs_are_committed(
     assert stored(app, delayed) is stored(app, at) is JobStatus.SCHEDULED
 
 
+def test_a_connection_that_prepares_nothing_gets_one_unprepared_statement_per_enqueue(
+    database_url: str,
+) -> None:
+    """prepare_threshold=None is how docs/scaling.md turns preparing off for a PgBouncer in
+    transaction mode older than 1.21: the enqueue must not prepare its statement anyway."""
+    engine = create_engine(database_url, connect_args={"prepare_threshold": None})
+    store = PostgresStore(engine)
+    try:
+        for n in range(8):  # past psycopg's threshold of five, were it on
+            store.enqueue_jobs([new_row(args={"n": n})])
+        with traced_pool(engine) as trace:
+            store.enqueue_jobs([new_row()])
+    finally:
+        store.close()
+        engine.dispose()
+    assert trace.round_trips == 1 and trace.statements == 1, trace.summary()
+    (parse,) = trace.sent("Parse")
+    assert parse.body.split()[0] == '""', trace.summary()  # the unnamed statement
+    assert trace.sent("Query") == [], trace.summary()
+
+
+def test_the_pool_gets_its_connections_back_in_the_mode_they_were_lent(
+    database_url: str,
+) -> None:
+    """The enqueue switches a pooled connection to autocommit for its one statement, and back:
+    to transactions on the store's own engine, and left in autocommit on an engine of yours
+    made so (isolation_level="AUTOCOMMIT")."""
+    for isolation, expected in ((None, False), ("AUTOCOMMIT", True)):
+        options = {} if isolation is None else {"isolation_level": isolation}
+        engine = create_engine(database_url, pool_size=1, max_overflow=0, **options)
+        store = PostgresStore(engine)
+        try:
+            store.enqueue_jobs([new_row()])
+            store.enqueue_jobs([new_row() for _ in range(3)])
+            pooled = engine.raw_connection()
+            try:
+                assert pooled.driver_connection.autocommit is expected, isolation
+            finally:
+                pooled.close()
+        finally:
+            store.close()
+            engine.dispose()
+
+
 def test_an_enqueue_in_the_callers_transaction_adds_one_statement_only(
     app: JoobQ, database_url: str
 ) -> None:

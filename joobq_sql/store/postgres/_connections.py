@@ -294,8 +294,10 @@ class Connections:
             return
         pooled = checked_out(self.engine)
         conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        # A connection already in autocommit (an engine of yours made so) is left as it is.
+        switched = autocommit and not conn.autocommit
         try:
-            if autocommit:
+            if switched:
                 conn.autocommit = True  # no I/O: psycopg only stops sending BEGIN
             with _translated_errors(), conn.cursor(row_factory=row_factory) as cur:
                 yield cur
@@ -309,7 +311,7 @@ class Connections:
                     conn.rollback()
             raise
         finally:
-            if autocommit:
+            if switched:
                 _end_autocommit(conn, pooled)
             pooled.close()
 

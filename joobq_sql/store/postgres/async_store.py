@@ -604,8 +604,9 @@ class _GreenConnections(Connections):
         pooled = checked_out(self._owner.engine.sync_engine)
         conn = pooled.driver_connection
         assert isinstance(conn, psycopg.AsyncConnection)
+        switched = autocommit and not conn.autocommit  # one already so is left as it is
         try:
-            if autocommit:
+            if switched:
                 _await(conn.set_autocommit(True))  # no I/O: psycopg only stops sending BEGIN
             with _translated_errors(), _green_cursor(conn, row_factory) as cur:
                 yield cur
@@ -619,7 +620,7 @@ class _GreenConnections(Connections):
                     _await(conn.rollback())
             raise
         finally:
-            if autocommit and pooled.is_valid:
+            if switched and pooled.is_valid:
                 try:  # back to the pool with transactions on, as every other block expects
                     _await(conn.set_autocommit(False))
                 except psycopg.Error:

@@ -215,6 +215,8 @@ class PostgresStore(Store):
         for _ in range(UNIQUE_INSERT_ROUNDS):
             # Prepared at once (the text is the same for every job): later enqueues on this
             # connection send only Bind/Execute, and the server skips parsing and planning.
+            # psycopg still prepares nothing on a connection whose prepare_threshold is None
+            # (a PgBouncer in transaction mode older than 1.21, docs/scaling.md).
             cur.execute(self._sql["enqueue_job"], params, prepare=True)
             if cur.fetchone() is not None:
                 return job.jid
