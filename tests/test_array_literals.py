@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 
-from joobq_sql.store.postgres.arrays import int_array, text_array, uuid_array
+from joobq_sql.store.postgres.arrays import float_array, int_array, text_array, uuid_array
 
 AWKWARD_TEXT = [
     "worker-1",
@@ -43,3 +43,9 @@ def test_empty_arrays(pg: psycopg.Connection):
         "SELECT %s::int[], %s::uuid[], %s::text[]", (int_array([]), uuid_array([]), text_array([]))
     ).fetchone()
     assert got == ([], [], [])
+
+
+def test_float_arrays_keep_every_value(pg: psycopg.Connection):
+    seconds = [0.0, 0.123456, 1e-06, 259200.0, 3.0e9, 1 / 3, None]
+    got = pg.execute("SELECT %s::float8[]", (float_array(seconds),)).fetchone()
+    assert got is not None and got[0] == seconds

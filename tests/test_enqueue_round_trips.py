@@ -556,34 +556,46 @@ HOSTILE_TEXT = [
 ]
 
 
-def test_a_copy_batch_stores_every_hostile_value_exactly(
-    pg_store: PostgresStore, pg: psycopg.Connection
+#: A batch's two paths: a multi-row INSERT of array literals, and COPY of text rows.
+PATHS = {"insert": 0, "copy": COPY_THRESHOLD}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_batch_stores_every_hostile_value_exactly(
+    pg_store: PostgresStore, pg: psycopg.Connection, path: str
 ) -> None:
     queue = "odd\\queue"
     rows = [
-        new_row(queue=queue, job_type="Odd\\Type", args={"text": value, value: [value]})
+        new_row(
+            queue=queue,
+            job_type="Odd\\Type",
+            args={"text": value, value: [value]},
+            unique_key=None if path == "copy" else repr(value),  # names are visible
+        )
         for value in HOSTILE_TEXT
     ]
-    rows += [new_row(args={"n": n}) for n in range(COPY_THRESHOLD)]  # the COPY path
+    rows += [new_row(args={"n": n}) for n in range(PATHS[path])]
     assert pg_store.enqueue_jobs(rows) == [row.jid for row in rows]
     for row in rows:
         got = pg.execute(
-            "SELECT queue, job_type, args FROM joobq.jobs WHERE jid = %s", (row.jid,)
+            "SELECT queue, job_type, args, unique_key FROM joobq.jobs WHERE jid = %s", (row.jid,)
         ).fetchone()
-        assert got == (row.queue, row.job_type, row.args)
+        assert got == (row.queue, row.job_type, row.args, row.unique_key)
 
 
-def test_a_copy_batch_keeps_run_times_and_expiries_of_each_job(
-    pg_store: PostgresStore, pg: psycopg.Connection
+@pytest.mark.parametrize("path", PATHS)
+def test_a_batch_keeps_run_times_and_expiries_of_each_job(
+    pg_store: PostgresStore, pg: psycopg.Connection, path: str
 ) -> None:
     now = pg_store.now()
-    at = now + timedelta(days=2)
+    at = now + timedelta(days=2, microseconds=7)
     rows = [
         new_row(args={"n": n}, delay=60.0 if n % 3 == 1 else 0.0, run_at=at if n % 3 == 2 else None)
-        for n in range(COPY_THRESHOLD)
+        for n in range(max(PATHS[path], 9))
     ]
     rows[0] = new_row(expires_at=now + timedelta(days=1))
-    rows[3] = new_row(expires_in=30.0)
+    rows[3] = new_row(expires_in=30.25)
+    rows[4] = new_row(delay=0.123456)
     pg_store.enqueue_jobs(rows)
     records = {row.jid: pg_store.get_job(row.jid) for row in rows}
     for n, row in enumerate(rows):
@@ -593,9 +605,9 @@ def test_a_copy_batch_keeps_run_times_and_expiries_of_each_job(
             assert record.status is JobStatus.SCHEDULED and record.run_at == at
         elif row.delay:
             assert record.status is JobStatus.SCHEDULED
-            assert record.run_at - record.created_at == timedelta(seconds=60), n
+            assert record.run_at - record.created_at == timedelta(seconds=row.delay), n
         else:
             assert record.status is JobStatus.ENQUEUED and record.run_at == record.created_at
     assert records[rows[0].jid].expires_at == now + timedelta(days=1)  # type: ignore[union-attr]
     first = records[rows[3].jid]
-    assert first is not None and first.expires_at - first.created_at == timedelta(seconds=30)
+    assert first is not None and first.expires_at - first.created_at == timedelta(seconds=30.25)

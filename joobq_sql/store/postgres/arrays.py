@@ -20,6 +20,13 @@ def int_array(values: Iterable[int | None]) -> str:
     return "{" + ",".join(["NULL" if value is None else str(int(value)) for value in values]) + "}"
 
 
+def float_array(values: Iterable[float | None]) -> str:
+    """Each element as repr() writes a float: its shortest form that reads back as the same
+    float8 (the values are finite: durations are checked before they get here)."""
+    elements = ["NULL" if value is None else repr(float(value)) for value in values]
+    return "{" + ",".join(elements) + "}"
+
+
 def text_array(values: Iterable[str | None]) -> str:
     """Each element double-quoted (so NULL, braces, commas and spaces stay text), with its
     backslashes and double quotes escaped; None is NULL. Repeated values (a batch's worker

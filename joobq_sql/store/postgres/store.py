@@ -45,7 +45,7 @@ from ..unrunnable import (
     unrunnable_dead_reason,
 )
 from ._connections import Connections, engine_from_url, url_from_environment, use_safe_loaders
-from .arrays import int_array, text_array, uuid_array
+from .arrays import float_array, int_array, text_array, uuid_array
 from .copy_text import copy_text
 from .hot_table import TableHealth, health_statement, read_health, run_vacuum
 from .notifier import channel_for, notify_queues
@@ -783,19 +783,24 @@ def _unsettled_unique_key(job: NewJob) -> DuplicateJobError:
     )
 
 
-def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
+def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, str]:
+    """enqueue_jobs.sql's arrays, as array literals (arrays.py: psycopg's dumping of a list,
+    element by element, cost a chunk more than its INSERT). Timestamps are written as
+    psycopg's text dumper writes them, str(datetime)."""
     return {
-        "jid": [j.jid for j in jobs],
-        "queue": [j.queue for j in jobs],
-        "job_type": [j.job_type for j in jobs],
-        "args": [j.args_json for j in jobs],
-        "priority": [j.priority for j in jobs],
-        "max_retries": [j.max_retries for j in jobs],
-        "delay_s": [j.delay for j in jobs],
-        "run_at": [j.run_at for j in jobs],
-        "expires_in_s": [j.expires_in for j in jobs],
-        "expires_at": [j.expires_at for j in jobs],
-        "unique_key": [j.unique_key for j in jobs],
+        "jid": uuid_array([j.jid for j in jobs]),
+        "queue": text_array([j.queue for j in jobs]),
+        "job_type": text_array([j.job_type for j in jobs]),
+        "args": text_array([j.args_json for j in jobs]),
+        "priority": int_array([j.priority for j in jobs]),
+        "max_retries": int_array([j.max_retries for j in jobs]),
+        "delay_s": float_array([j.delay for j in jobs]),
+        "run_at": text_array([None if j.run_at is None else str(j.run_at) for j in jobs]),
+        "expires_in_s": float_array([j.expires_in for j in jobs]),
+        "expires_at": text_array(
+            [None if j.expires_at is None else str(j.expires_at) for j in jobs]
+        ),
+        "unique_key": text_array([j.unique_key for j in jobs]),
     }
 
 
