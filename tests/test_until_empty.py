@@ -22,7 +22,7 @@ import pytest
 
 from joobq_sql import Job, JobStatus, PostgresStore
 from joobq_sql.store.records import NewJob
-from tests.cli_app import REPO_ROOT, assert_usage_error, cli_env, run_cli
+from tests.cli_app import REPO_ROOT, assert_usage_error, cli_env, run_cli_in_process
 from tests.runtime_support import Recorder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -58,6 +58,13 @@ class UeFailsOnce(Job):
         log.add(("fails", self.attempt))
         if self.attempt == 1:
             raise RuntimeError("the first run fails")
+
+
+class UeAsync(Job):
+    n: int = 0
+
+    async def perform(self) -> None:
+        log.add(("async", self.n))
 
 
 @pytest.fixture
@@ -109,6 +116,18 @@ def test_run_until_empty_with_nothing_to_do_exits_0(make_app, pg, guard) -> None
     assert log.snapshot() == [] and _statuses(pg) == []
 
 
+def test_run_until_empty_drains_an_async_queue_too(make_app, pg, guard) -> None:
+    app = make_app(worker_batch_size=4)
+    app.queue("default", workers=3, jobs=[UeAsync], mode="async")
+    for n in range(10):
+        UeAsync.enqueue(n=n)
+    UeAsync.delay(3600, n=999)
+    assert app.run(until_empty=True) == 0
+    assert not guard.is_set(), "run() returned by itself"
+    assert sorted(n for _, n in log.snapshot()) == list(range(10))
+    assert _statuses(pg) == [(JobStatus.SCHEDULED.value, 0)]
+
+
 # -- the CLI, as a subprocess ----------------------------------------------------------------
 
 
@@ -151,7 +170,9 @@ def test_worker_until_empty_drains_the_queue_and_exits_0(database_url, perform_l
 
 
 def test_worker_until_empty_refuses_several_processes(database_url) -> None:
-    result = run_cli(
+    """A supervisor restarts children that exit, so N drain-and-exit processes are N commands;
+    refused before anything starts (run in this process: the same command line)."""
+    result = run_cli_in_process(
         database_url,
         "worker",
         "--app",
