@@ -65,7 +65,7 @@ def per_round(
         return {}
     return {
         r["round"]: r[metric]
-        for r in found["runs"]
+        for r in found.get("runs", [])
         if "error" not in r and r.get(metric) is not None
     }
 
@@ -106,7 +106,7 @@ def result_rows(results: dict[str, Any], ceiling_rate: float | None) -> list[lis
             if "skipped" in found:
                 rows.append([workload, label, "skipped", found["skipped"][:60], "", "", ""])
                 continue
-            errors = [r["error"] for r in found["runs"] if "error" in r]
+            errors = [r["error"] for r in found.get("runs", []) if "error" in r]
             for metric, figures in found.get("summary", {}).items():
                 unit = UNITS[metric]
                 fraction = ""

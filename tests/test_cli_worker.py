@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from joobq_sql import PostgresStore
 from tests.cli_app import REPO_ROOT, assert_usage_error, cli_env, run_cli
 from tests.helpers import wait_until
 
@@ -108,6 +109,17 @@ def test_worker_processes_share_a_queue_and_each_job_runs_once(
     pg = perform_log
     single = workers()
     supervised = workers("--processes", "2", "--threads", "2", "--queues", "cli")
+    # All three processes running before the jobs arrive: otherwise the first one up may run
+    # them all while the others still start, and "shared" would be a race's outcome.
+    store = PostgresStore(database_url)
+    try:
+        wait_until(
+            lambda: len(store.live_workers()) >= 3,
+            timeout=60,
+            what=f"three live worker processes:\n{single.log()}\n{supervised.log()}",
+        )
+    finally:
+        store.close()
     jobs = tmp_path / "jobs.jsonl"
     count = 120
     jobs.write_text("".join(f'{{"n": {n}, "seconds": 0.03}}\n' for n in range(count)))
