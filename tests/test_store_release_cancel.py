@@ -428,6 +428,8 @@ def test_a_cancel_that_waits_for_a_release_cancels_the_released_job(
         "limit": None,
         "dead_ttl_s": 60.0,
         "shard": 0,
+        "notify": False,
+        "channel": "joobq_jobs",
     }
     outcome = _cancel_during(pg_store, database_url, jid, "release_jobs", release)
     assert outcome == {jid: "cancelled"}

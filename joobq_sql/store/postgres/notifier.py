@@ -1,5 +1,9 @@
 """Wake-ups over LISTEN/NOTIFY: the enqueue side sends them, a Listener thread receives them.
 
+A release of claimed, unstarted jobs (release_jobs.sql) sends the same notification from its
+own statement: the jobs are runnable again, and idle workers elsewhere should take them now.
+A hand-back of unrunnable jobs sends none: they are due again only after a backoff.
+
 Why the application sends the NOTIFY, and never a per-row trigger: at COMMIT a transaction that
 notified takes a cluster-wide lock on the notification queue, so notifying transactions commit one
 at a time. A trigger would notify once per inserted row; `notify_queues` sends one notification

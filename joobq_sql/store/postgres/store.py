@@ -396,6 +396,9 @@ class PostgresStore(Store):
             "limit": None if limit is None else check.non_negative_int(limit, what="limit"),
             "dead_ttl_s": self.dead_letter_ttl_seconds,
             "shard": _shard(worker_id),
+            # Released jobs are runnable again: wake the queue's listeners, as an enqueue does.
+            "notify": self.notify,
+            "channel": self.channel,
         }
         return [row["jid"] for row in self._rows("release_jobs", params)]
 

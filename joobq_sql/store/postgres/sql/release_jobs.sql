@@ -11,6 +11,9 @@
 -- A job whose cancel was asked for goes to dead 'cancelled' instead: it never runs again.
 -- The rows are locked and re-read (FOR UPDATE), so a concurrent renewal's started mark or a
 -- cancel committed meanwhile is seen.
+-- Released jobs are as runnable as before their claim: with %(notify)s, one NOTIFY per queue
+-- that got some back (as notify_queues.sql: payload the queue name, delivered at COMMIT) wakes
+-- idle workers elsewhere now rather than at their next poll. Cancelled ones wake nobody.
 WITH released AS (
     SELECT jid
     FROM {schema}.jobs
@@ -41,7 +44,7 @@ changed AS (
         updated_at = now()
     FROM released
     WHERE j.jid = released.jid
-    RETURNING j.jid, j.queue, j.status
+    RETURNING j.jid, j.queue, j.status, j.run_at
 ),
 counted AS (
     INSERT INTO {schema}.queue_counters AS qc (queue, counter, shard, value)
@@ -50,5 +53,13 @@ counted AS (
     WHERE status = 'dead'
     GROUP BY queue
     ON CONFLICT (queue, counter, shard) DO UPDATE SET value = qc.value + EXCLUDED.value
+),
+woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS queues
+    FROM (SELECT DISTINCT queue
+          FROM changed
+          WHERE status IN ('enqueued', 'retrying') AND run_at <= now()) AS d
+    WHERE %(notify)s
 )
-SELECT jid FROM changed
+-- A plain SELECT in a WITH runs only if the query reads it: the join makes woken run once.
+SELECT changed.jid FROM changed CROSS JOIN woken
