@@ -146,6 +146,24 @@ def test_a_claim_reads_no_more_with_50k_jobs_not_yet_due_than_with_1k(
     assert buffers_read(plan) <= few_later + 10, (few_later, buffers_read(plan))
 
 
+def test_a_claim_of_1000_reads_the_rows_it_claims_not_the_whole_queue(
+    conn: psycopg.Connection,
+) -> None:
+    """The claim's UPDATE finds its locked rows by their addresses: joined to the picked rows
+    by a hash of the table, it read every row of the queue on each claim."""
+    add_jobs(conn, 30_000, priorities=2)
+    claim = claim_statement(conn.info.server_version)  # the one the store runs on this server
+
+    plan = executed_plan(conn, claim, claim_params(limit=1000))
+
+    assert plan["Actual Rows"] == 1000
+    scans = {n["Node Type"] for n in plan_nodes(plan) if n.get("Relation Name") == "jobs"}
+    assert "Seq Scan" not in scans, scans
+    # the picked rows, found by the index scan, then by address, then updated (3 x 1000), and
+    # on 15 a few probes for the priorities; the whole queue is 30,000
+    assert rows_read(plan) <= 3_100, rows_read(plan)
+
+
 def test_a_claim_locks_only_the_jobs_it_claims(
     conn: psycopg.Connection, server_database_url: str
 ) -> None:
