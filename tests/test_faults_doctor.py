@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 
 import psycopg
+import pytest
+from sqlalchemy.engine import make_url
 
 from joobq_sql import NewJob, PostgresStore
 from joobq_sql.cli.doctor import _advice
-from tests.cli_app import assert_one_line_error, run_cli
+from tests.cli_app import assert_one_line_error, run_cli, run_cli_in_process
 from tests.fault_app import FaultCountJob
+from tests.test_security_roles import GRANTS
 
 
 def doctor(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +48,7 @@ def test_a_healthy_database_exits_0_and_reports_everything(database_url, pg):
     settings = report["settings"]
     assert isinstance(settings["autovacuum"], bool)
     assert settings["autovacuum_naptime_s"] > 0
-    assert report["advice"] == _advice(settings)
+    assert report["advice"] == _advice(settings, report["self_vacuum"])
 
     text = doctor(database_url)
     assert text.returncode == 0
@@ -53,12 +58,92 @@ def test_a_healthy_database_exits_0_and_reports_everything(database_url, pg):
         assert f"advice: {advice}" in text.stdout
 
 
+def vacuum(*, enabled: bool = True, may_vacuum: bool | None = True, grant: str | None = None):
+    """The report's self_vacuum section: the workers' setting and this role's privilege."""
+    return {
+        "enabled": enabled,
+        "covers_jobs_table": bool(enabled and may_vacuum),
+        "may_vacuum": may_vacuum,
+        "role": "app",
+        "owner": "admin",
+        "grant": grant,
+    }
+
+
+SLOW = {"autovacuum": True, "autovacuum_naptime_s": 60.0}
+
+
 def test_advice_on_autovacuum_settings():
-    assert _advice({"autovacuum": True, "autovacuum_naptime_s": 5.0}) == []
-    (slow,) = _advice({"autovacuum": True, "autovacuum_naptime_s": 60.0})
+    for self_vacuum in (vacuum(), vacuum(enabled=False)):
+        assert _advice({"autovacuum": True, "autovacuum_naptime_s": 5.0}, self_vacuum) == []
+    (slow,) = _advice(SLOW, vacuum(enabled=False))
     assert "autovacuum_naptime is 60s" in slow and "5-10s" in slow
-    (off,) = _advice({"autovacuum": False, "autovacuum_naptime_s": 5.0})
+    (off,) = _advice({"autovacuum": False, "autovacuum_naptime_s": 5.0}, vacuum(enabled=False))
     assert "autovacuum is off" in off
+
+
+def test_a_long_naptime_needs_no_advice_while_self_vacuum_covers_the_jobs_table():
+    assert _advice(SLOW, vacuum()) == []
+    (off,) = _advice({"autovacuum": False, "autovacuum_naptime_s": 60.0}, vacuum())
+    assert "autovacuum is off" in off and "self-vacuum keeps the jobs table" in off
+
+
+def test_a_shorter_naptime_is_advised_when_self_vacuum_is_off():
+    (slow,) = _advice(SLOW, vacuum(enabled=False))
+    assert "self-vacuum is off" in slow and "self_vacuum = true" in slow and "5-10s" in slow
+
+
+def test_a_shorter_naptime_or_the_privilege_is_advised_when_the_role_may_not_vacuum():
+    grant = 'GRANT MAINTAIN ON "joobq".jobs TO "app"'
+    (slow,) = _advice(SLOW, vacuum(may_vacuum=False, grant=grant))
+    assert "role 'app'" in slow and "may not VACUUM" in slow
+    assert grant in slow and "owner, 'admin'" in slow and "5-10s" in slow
+    (pg15,) = _advice(SLOW, vacuum(may_vacuum=False, grant=None))  # no MAINTAIN before 17
+    assert "GRANT" not in pg15 and "owner, 'admin'" in pg15
+
+
+def test_the_report_says_whether_self_vacuum_covers_the_jobs_table(database_url, monkeypatch):
+    monkeypatch.delenv("JOOBQ_SELF_VACUUM", raising=False)
+    monkeypatch.delenv("JOOBQ_CONFIG", raising=False)
+    covered = report_of(run_cli_in_process(database_url, "doctor", "--json"))["self_vacuum"]
+    assert covered["enabled"] and covered["may_vacuum"] and covered["covers_jobs_table"]
+    text = run_cli_in_process(database_url, "doctor").stdout
+    assert "self-vacuum: on, and role" in text and "may VACUUM the jobs table" in text
+
+    off = run_cli_in_process(database_url, "doctor", "--json", "--no-self-vacuum")
+    assert report_of(off)["self_vacuum"]["covers_jobs_table"] is False
+    monkeypatch.setenv("JOOBQ_SELF_VACUUM", "false")  # as a worker started here would read it
+    off = report_of(run_cli_in_process(database_url, "doctor", "--json"))["self_vacuum"]
+    assert (off["enabled"], off["may_vacuum"], off["covers_jobs_table"]) == (False, True, False)
+
+
+@pytest.fixture
+def data_role_url(database_url: str, pg: psycopg.Connection) -> Iterator[str]:
+    """A role with data access to joobq's tables only: it may not VACUUM them."""
+    role = f"joobq_doc_{uuid.uuid4().hex[:8]}"
+    pg.execute(f'CREATE ROLE "{role}" LOGIN')
+    for statement in GRANTS.format(role=f'"{role}"').split(";"):
+        if statement.strip():
+            pg.execute(statement)
+    yield make_url(database_url).set(username=role).render_as_string(hide_password=False)
+    pg.execute(f'DROP OWNED BY "{role}"')
+    pg.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_role_that_may_not_vacuum_is_told_the_grant(data_role_url, monkeypatch):
+    monkeypatch.delenv("JOOBQ_SELF_VACUUM", raising=False)
+    monkeypatch.delenv("JOOBQ_CONFIG", raising=False)
+    report = report_of(run_cli_in_process(data_role_url, "doctor", "--json"))
+    vacuum = report["self_vacuum"]
+    role = make_url(data_role_url).username
+    assert (vacuum["enabled"], vacuum["may_vacuum"], vacuum["covers_jobs_table"]) == (
+        True,
+        False,
+        False,
+    )
+    assert vacuum["role"] == role
+    assert vacuum["grant"] == f'GRANT MAINTAIN ON "joobq".jobs TO "{role}"'  # server 17+
+    assert report["advice"] == _advice(report["settings"], vacuum)
 
 
 def test_an_unmigrated_database_exits_1_saying_to_migrate(fresh_database_url):

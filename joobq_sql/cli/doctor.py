@@ -17,7 +17,12 @@ with one line on stderr that says what is wrong and what to do:
   it).
 
 It also gives advice that does not fail the check: autovacuum off, or napping longer than
-15 s between runs, lets a busy jobs table bloat and slow down.
+15 s between runs, lets a busy jobs table bloat and slow down. The workers' self-vacuum duty
+(the `self_vacuum` setting, on by default; runtime/maintenance/table_vacuumer.py) covers the jobs
+table when their role may VACUUM it, and then a long naptime needs no change: the shorter
+naptime is advised only when self-vacuum is off or the role may not vacuum the table. The check
+reads the setting as a worker started here would (JOOBQ_SELF_VACUUM, $JOOBQ_CONFIG) unless
+--self-vacuum/--no-self-vacuum says, and tests the privilege of the role it connects as.
 
 Its statements are in joobq_sql/cli/sql/doctor_*.sql; every value is a parameter.
 """
@@ -31,6 +36,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..store.postgres.hot_table import MAINTAIN_SERVER_VERSION
 from ..store.postgres.schema import validate_schema_name
 from ..store.presence import ALIVE_HEARTBEATS
 from ._context import CliContext, json_option, pass_cli
@@ -94,16 +100,29 @@ def _threshold(name: str, default: float, help_text: str) -> Callable[[F], F]:
     MAX_WAIT,
     "Unhealthy when a queue's jobs waited this long while none of its jobs runs.",
 )
+@click.option(
+    "--self-vacuum/--no-self-vacuum",
+    default=None,
+    help="Whether the workers run with self_vacuum on. Default: as the environment "
+    "(JOOBQ_SELF_VACUUM, $JOOBQ_CONFIG) sets it for a worker started here, else on.",
+)
 @json_option
 @pass_cli
 def command(
-    cli: CliContext, max_transaction_age: float, max_stale_lease: float, max_wait: float
+    cli: CliContext,
+    max_transaction_age: float,
+    max_stale_lease: float,
+    max_wait: float,
+    self_vacuum: bool | None,
 ) -> None:
     """Report the migration revision, per-queue counts, dead tuples on the jobs table, the
     oldest open transaction and the signs of live workers; exit 1 with the reason when
     something is wrong."""
+    from ..settings import Settings
     from ..store.postgres.store import PostgresStore
 
+    if self_vacuum is None:
+        self_vacuum = Settings.build()[0].self_vacuum
     store = PostgresStore(cli.url(), schema=cli.schema, pool_size=1)
     try:
         report = diagnose(
@@ -111,6 +130,7 @@ def command(
             max_transaction_age=max_transaction_age,
             max_stale_lease=max_stale_lease,
             max_wait=max_wait,
+            self_vacuum=self_vacuum,
         )
     finally:
         store.close()
@@ -123,10 +143,15 @@ def command(
 
 
 def diagnose(
-    store: Any, *, max_transaction_age: float, max_stale_lease: float, max_wait: float
+    store: Any,
+    *,
+    max_transaction_age: float,
+    max_stale_lease: float,
+    max_wait: float,
+    self_vacuum: bool = True,
 ) -> dict[str, Any]:
     """The health report of `store`'s database (a PostgresStore) as a JSON-ready dict; its
-    "problems" list is empty when all is well."""
+    "problems" list is empty when all is well. `self_vacuum`: the workers' setting."""
     from .. import migrate
 
     schema = store.schema
@@ -156,7 +181,8 @@ def diagnose(
                 "upgrade joobq-sql"
             )
     report["settings"] = settings = _rows(store, "doctor_settings", {})[0]
-    report["advice"] = _advice(settings)
+    report["self_vacuum"] = vacuum = _self_vacuum(store, self_vacuum, migrated=revision is not None)
+    report["advice"] = _advice(settings, vacuum)
     report["transactions"] = transactions = _rows(
         store, "doctor_transactions", {"limit": TRANSACTIONS_SHOWN}
     )
@@ -230,21 +256,71 @@ def _ending_advice(store: Any, pinning: dict[str, Any]) -> str:
         return statement.as_string(conn.connection.driver_connection)
 
 
-def _advice(settings: dict[str, Any]) -> list[str]:
+def _self_vacuum(store: Any, enabled: bool, *, migrated: bool) -> dict[str, Any]:
+    """Whether the workers' self-vacuum covers the jobs table: the setting is on and the role
+    may VACUUM the table. `grant` is the SQL that would let the role (PostgreSQL 17+), quoted
+    by psycopg; None where it may already, or where only ownership would do (15 and 16)."""
+    from psycopg import sql
+
+    if not migrated:  # no jobs table to vacuum, nor to own
+        return dict.fromkeys(("may_vacuum", "role", "owner", "grant")) | {
+            "enabled": enabled,
+            "covers_jobs_table": False,
+        }
+    (rights,) = _rows(store, "doctor_vacuum_rights", {})
+    (health,) = store.hot_table_health()
+    grant = None
+    if not health.may_vacuum and rights["server_version"] >= MAINTAIN_SERVER_VERSION:
+        statement = sql.SQL("GRANT MAINTAIN ON {}.jobs TO {}").format(
+            sql.Identifier(store.schema), sql.Identifier(rights["role"])
+        )
+        with store.engine.connect() as conn:
+            grant = statement.as_string(conn.connection.driver_connection)
+    return {
+        "enabled": enabled,
+        "covers_jobs_table": enabled and health.may_vacuum,
+        "may_vacuum": health.may_vacuum,
+        "role": rights["role"],
+        "owner": rights["owner"],
+        "grant": grant,
+    }
+
+
+def _advice(settings: dict[str, Any], vacuum: dict[str, Any]) -> list[str]:
+    """Advice on autovacuum, given the workers' self-vacuum (`vacuum`, see _self_vacuum)."""
     if not settings["autovacuum"]:
+        if vacuum["covers_jobs_table"]:
+            return [
+                "autovacuum is off: the workers' self-vacuum keeps the jobs table small, but "
+                "nothing vacuums joobq's other tables or the rest of the database, nor freezes "
+                "old rows; turn it on (autovacuum = on)"
+            ]
         return [
             "autovacuum is off: nothing removes the rows every finished job leaves behind, "
             "and the jobs table grows and slows; turn it on (autovacuum = on)"
         ]
     naptime = settings["autovacuum_naptime_s"]
-    if naptime > ADVISED_NAPTIME:
-        return [
-            f"autovacuum_naptime is {naptime:g}s: a busy jobs table bloats and slows between "
-            "vacuums (a million-job drain lost a fifth of its speed at 60 s, none at 5 s); "
-            "set it to 5-10s (ALTER SYSTEM SET autovacuum_naptime = '5s'; "
-            "SELECT pg_reload_conf())"
-        ]
-    return []
+    if naptime <= ADVISED_NAPTIME or vacuum["covers_jobs_table"]:
+        return []
+    if vacuum["may_vacuum"] is None:  # not migrated: nothing to say about the workers yet
+        why = "the workers' self-vacuum has no jobs table to look after yet"
+        fix = ""
+    elif not vacuum["enabled"]:
+        why = "the workers' self-vacuum is off (self_vacuum = false)"
+        fix = "turn it on (self_vacuum = true, the default), or "
+    else:
+        why = (
+            f"role {vacuum['role']!r}, which this check connects as, may not VACUUM the jobs "
+            "table, so the workers' self-vacuum cannot run if they use it too"
+        )
+        grant = f"{vacuum['grant']}; " if vacuum["grant"] else ""
+        fix = f"let it ({grant}or run the workers as the table's owner, {vacuum['owner']!r}), or "
+    return [
+        f"autovacuum_naptime is {naptime:g}s and {why}: a busy jobs table bloats and slows "
+        "between vacuums (a million-job drain lost a fifth of its speed at 60 s, none at 5 s); "
+        f"{fix}set it to 5-10s (ALTER SYSTEM SET autovacuum_naptime = '5s'; "
+        "SELECT pg_reload_conf())"
+    ]
 
 
 def _rows(store: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -349,6 +425,20 @@ def _print(report: dict[str, Any]) -> None:
                 f"  {worker['worker_id']} (queues {', '.join(worker['queues'])}), seen "
                 f"{age(worker['last_seen_age'])} ago"
             )
+    vacuum = report["self_vacuum"]
+    if vacuum["covers_jobs_table"]:
+        click.echo(
+            f"self-vacuum: on, and role {vacuum['role']!r} may VACUUM the jobs table: the "
+            "workers vacuum it themselves when its dead share passes self_vacuum_threshold, "
+            "whatever autovacuum_naptime is"
+        )
+    elif vacuum["may_vacuum"] is not None:
+        state = "on" if vacuum["enabled"] else "off"
+        may = "may" if vacuum["may_vacuum"] else "may not"
+        click.echo(
+            f"self-vacuum: {state}; role {vacuum['role']!r} {may} VACUUM the jobs table: "
+            "it relies on the server's autovacuum"
+        )
     for advice in report["advice"]:
         click.echo(f"advice: {advice}")
     click.echo("ok" if report["ok"] else f"{len(report['problems'])} problems")
