@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from . import _validation as check
-from ._uuid7 import uuid7s
 from .errors import ConfigurationError
-from .job import Job, known_jid
+from .job import Job, give_jids
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
 from .scheduler.schedules import Schedule
 from .settings import DEFAULT_WORKERS, QueueConfig, Settings
@@ -370,19 +369,16 @@ class JoobQ:
         without a jid yet get theirs from one read of the random source for the call.
         """
         jobs = list(jobs)
-        known = [known_jid(job) for job in jobs]
-        made = iter(uuid7s(known.count(None)))
+        jids = give_jids(jobs)
         rows = []
-        makers: dict[type[Job], Callable[[UUID, Any, str | None], NewJob]] = {}
-        for job, jid in zip(jobs, known, strict=True):
-            if jid is None:
-                jid = job.jid = next(made)
+        makers: dict[type[Job], Callable[[Job, UUID], NewJob]] = {}
+        for job, jid in zip(jobs, jids, strict=True):
             make = makers.get(type(job))
             if make is None:
                 row = self.new_job(job)  # the class's options, checked
-                makers[type(job)] = row.sibling_maker()
+                makers[type(job)] = _job_row_maker(row, type(job))
             else:
-                row = make(jid, job.to_args(), job.unique_key())
+                row = make(job, jid)
             rows.append(row)
         return rows
 
@@ -524,6 +520,18 @@ def _row_options(
         and type(on_duplicate) is str
     )
     return (queue, job_type, priority, retries, expires, on_duplicate) if plain else None
+
+
+def _job_row_maker(row: NewJob, klass: type[Job]) -> Callable[[Job, UUID], NewJob]:
+    """``make(job, jid)``: the row of another `klass` job, with `row`'s options (see
+    NewJob.sibling_maker). A class that keeps Job's unique_key (no key) is not asked for
+    one per job."""
+    make = row.sibling_maker()
+    to_args = klass.to_args
+    if klass.unique_key is Job.unique_key:
+        return lambda job, jid: make(jid, to_args(job), None)
+    unique_key = klass.unique_key
+    return lambda job, jid: make(jid, to_args(job), unique_key(job))
 
 
 def _sets_own(klass: type[Job], name: str) -> bool:

@@ -19,8 +19,9 @@ from typing import Any, ClassVar, Self, dataclass_transform
 from uuid import UUID
 
 from . import _validation as check
-from ._uuid7 import uuid7
-from .codec import FieldError, UndecodableJSON, check_supported, decode, encode
+from ._uuid7 import uuid7, uuid7s
+from .codec import Codec, FieldError, UndecodableJSON, check_supported, decode
+from .codec import _encoder as encoder_for
 from .errors import JobDecodeError, JobDefinitionError, UnknownJobTypeError
 
 #: Names a job's own fields may not use: they are job options or store columns.
@@ -83,6 +84,7 @@ class Job:
 
     _field_types: ClassVar[dict[str, Any] | None] = None
     _decode_plan: ClassVar[tuple[tuple[str, Any, bool], ...] | None] = None
+    _encode_plan: ClassVar[tuple[tuple[str, Codec, str], ...] | None] = None
 
     # Set on every instance: the run it is on (0 before its first run).
     attempt: int
@@ -191,14 +193,28 @@ class Job:
 
     def to_args(self) -> dict[str, Any]:
         """Return the job's fields as a JSON-ready dict; TypeError names a field that is not."""
-        cls = type(self)
+        plan = type(self).__dict__.get("_encode_plan")
+        if plan is None:
+            plan = type(self)._fields_to_encode()
         out = {}
-        for name, tp in cls._resolve_field_types().items():
+        for name, codec, path in plan:
             try:
-                out[name] = encode(getattr(self, name), tp, f"{cls.__qualname__}.{name}")
+                out[name] = codec(getattr(self, name), path)
             except FieldError as exc:
                 raise TypeError(f"cannot store job argument {exc}") from None
         return out
+
+    @classmethod
+    def _fields_to_encode(cls) -> tuple[tuple[str, Codec, str], ...]:
+        """(name, codec, path) of each field, worked out once per class: every enqueue
+        encodes its job's fields, and finding a field's codec anew (and its path, for the
+        message) cost more than encoding the value."""
+        plan = tuple(
+            (name, encoder_for(tp), f"{cls.__qualname__}.{name}")
+            for name, tp in cls._resolve_field_types().items()
+        )
+        cls._encode_plan = plan
+        return plan
 
     @classmethod
     def from_args(cls, args: Any, *, jid: UUID | None = None, attempt: int = 0) -> Self:
@@ -437,6 +453,20 @@ def known_jid(job: Job) -> UUID | None:
     """`job`'s jid if it has one already (made on first use, or given), else None."""
     jid: UUID | None = job.__dict__.get("_jid")
     return jid
+
+
+def give_jids(jobs: Sequence[Job]) -> list[UUID]:
+    """The jids of `jobs`, in order; those without one yet get theirs here, from one read of
+    the random source for all of them (a bulk enqueue's jobs mostly have none yet)."""
+    states = [job.__dict__ for job in jobs]
+    jids: list[UUID | None] = [state.get("_jid") for state in states]
+    missing = jids.count(None)
+    if missing:
+        made = iter(uuid7s(missing))
+        for at, jid in enumerate(jids):
+            if jid is None:
+                jids[at] = states[at]["_jid"] = next(made)
+    return jids  # type: ignore[return-value]  # none is None any more
 
 
 def _is_classvar(annotation: Any) -> bool:
