@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from itertools import groupby, islice
+from operator import attrgetter
+from typing import Any
 
 from ..records import NewJob
 
@@ -31,40 +34,60 @@ def copy_text(jobs: Iterable[NewJob], now: datetime, runnable: set[str]) -> Iter
     `now` is the transaction's now(): a job without `run_at` runs at now() plus its delay,
     one without `expires_at` expires at now() plus `expires_in` (enqueue_jobs.sql's rules).
     """
-    now_text = str(now)
-    expiries: dict[float | None, str] = {None: _NULL}
-    names: dict[str, str] = {}
-    lines: list[str] = []
-    for job in jobs:
-        if job.run_at is not None:
-            status, run_at = "scheduled", str(job.run_at)
-            if job.run_at <= now:
-                runnable.add(job.queue)
-        elif job.delay > 0:
-            status, run_at = "scheduled", str(now + timedelta(seconds=job.delay))
-        else:
-            status, run_at = "enqueued", now_text
-            runnable.add(job.queue)
-        if job.expires_at is not None:
-            expires_at = str(job.expires_at)
-        elif (known := expiries.get(job.expires_in)) is not None:
-            expires_at = known  # a class's jobs share one expiry
-        else:
-            seconds = job.expires_in
-            assert seconds is not None  # None is in the dict
-            expires_at = expiries[seconds] = str(now + timedelta(seconds=seconds))
-        queue = names.get(job.queue) or names.setdefault(job.queue, _escaped(job.queue))
-        job_type = names.get(job.job_type) or names.setdefault(job.job_type, _escaped(job.job_type))
-        lines.append(
-            # uuid's input takes the 32 hex digits without hyphens.
-            f"{job.jid.hex}\t{queue}\t{job_type}\t{_escaped(job.args_json)}\t{status}\t"
-            f"{job.priority}\t{run_at}\t{job.max_retries}\t{expires_at}\n"
-        )
-        if len(lines) == ROWS_PER_WRITE:
-            yield "".join(lines)
-            lines.clear()
-    if lines:
-        yield "".join(lines)
+    # A row is its jid, its args, and text that every job of the same options shares (a bulk
+    # enqueue's jobs are mostly of one class, in runs): that text is made once per run, and
+    # the rows of a run are written by one comprehension.
+    shared: dict[tuple[Any, ...], tuple[str, str]] = {}
+    pending: list[str] = []
+    rows = 0
+    for options, run in groupby(jobs, _options):
+        known = shared.get(options)
+        if known is None:
+            known = shared[options] = _shared_text(options, now, runnable)
+        head, tail = known
+        # uuid's input takes the 32 hex digits without hyphens.
+        while text := [
+            f"{job.jid.hex}\t{head}{_escaped(job.args_json)}{tail}"
+            for job in islice(run, ROWS_PER_WRITE - rows)
+        ]:
+            pending.append("".join(text))
+            rows += len(text)
+            if rows == ROWS_PER_WRITE:
+                yield "".join(pending)
+                pending.clear()
+                rows = 0
+    if pending:
+        yield "".join(pending)
+
+
+#: What decides a row's text but for its jid and args.
+_options = attrgetter(
+    "queue", "job_type", "priority", "max_retries", "delay", "run_at", "expires_in", "expires_at"
+)
+
+
+def _shared_text(options: tuple[Any, ...], now: datetime, runnable: set[str]) -> tuple[str, str]:
+    """The text before the args of jobs of these `options` (_options' values) and after them;
+    adds their queue to `runnable` when they are runnable at once."""
+    queue, job_type, priority, max_retries, delay, run_at, expires_in, expires_at = options
+    if run_at is not None:
+        status, run_at_text = "scheduled", str(run_at)
+        if run_at <= now:
+            runnable.add(queue)
+    elif delay > 0:
+        status, run_at_text = "scheduled", str(now + timedelta(seconds=delay))
+    else:
+        status, run_at_text = "enqueued", str(now)
+        runnable.add(queue)
+    if expires_at is not None:
+        expires_text = str(expires_at)
+    elif expires_in is not None:
+        expires_text = str(now + timedelta(seconds=expires_in))
+    else:
+        expires_text = _NULL
+    head = f"{_escaped(queue)}\t{_escaped(job_type)}\t"
+    tail = f"\t{status}\t{priority}\t{run_at_text}\t{max_retries}\t{expires_text}\n"
+    return head, tail
 
 
 def _escaped(value: str) -> str:
