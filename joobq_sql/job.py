@@ -88,6 +88,8 @@ class Job:
 
     # Set on every instance: the run it is on (0 before its first run).
     attempt: int
+    # Set on first use of `jid` (or by a bulk enqueue, or when decoded from the store).
+    _jid: UUID
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -156,14 +158,16 @@ class Job:
     def jid(self) -> UUID:
         """The job's id: a time-ordered UUID, made on first use (a job decoded from the store
         gets its stored jid instead, so decoding never spends time making one)."""
-        jid: UUID | None = self.__dict__.get("_jid")
+        # An attribute, not self.__dict__: reading __dict__ makes the instance a dict of its
+        # own (its attributes are otherwise kept inline), one more object per job.
+        jid: UUID | None = getattr(self, "_jid", None)
         if jid is None:
-            jid = self.__dict__["_jid"] = uuid7()
+            jid = self._jid = uuid7()
         return jid
 
     @jid.setter
     def jid(self, value: UUID) -> None:
-        self.__dict__["_jid"] = value
+        self._jid = value
 
     def _request_cancel(self) -> None:
         """Called by the worker when a cancel request for this running job arrives."""
@@ -451,21 +455,20 @@ def _instance(target: type[Job] | Job, fields: dict[str, Any]) -> Job:
 
 def known_jid(job: Job) -> UUID | None:
     """`job`'s jid if it has one already (made on first use, or given), else None."""
-    jid: UUID | None = job.__dict__.get("_jid")
+    jid: UUID | None = getattr(job, "_jid", None)
     return jid
 
 
 def give_jids(jobs: Sequence[Job]) -> list[UUID]:
     """The jids of `jobs`, in order; those without one yet get theirs here, from one read of
     the random source for all of them (a bulk enqueue's jobs mostly have none yet)."""
-    states = [job.__dict__ for job in jobs]
-    jids: list[UUID | None] = [state.get("_jid") for state in states]
+    jids: list[UUID | None] = [getattr(job, "_jid", None) for job in jobs]
     missing = jids.count(None)
     if missing:
         made = iter(uuid7s(missing))
         for at, jid in enumerate(jids):
             if jid is None:
-                jids[at] = states[at]["_jid"] = next(made)
+                jids[at] = jobs[at]._jid = next(made)
     return jids  # type: ignore[return-value]  # none is None any more
 
 
