@@ -315,7 +315,11 @@ class PostgresStore(Store):
             "started": checked_started(started),
         }
         # The hot path: rows as tuples in JobRecord's field order (claim_jobs.sql), no dicts.
-        with self._db.cursor(row_factory=tuple_row) as cur:
+        # One statement, so in autocommit: no BEGIN and no COMMIT round trip, and its row locks
+        # end with it, not after the rows are decoded. (A claim whose reply is lost may have
+        # committed either way, as when a COMMIT's reply is lost: the runtime releases what
+        # it may have claimed, see QueueRunner._claim.)
+        with self._db.cursor(row_factory=tuple_row, autocommit=True) as cur:
             statement = claim_statement(cur.connection.info.server_version)
             cur.execute(self._sql[statement], params)
             return [_claimed_record(row, started) for row in cur.fetchall()]
@@ -353,7 +357,9 @@ class PostgresStore(Store):
             "worker_id": text_array([c.worker_id for c in completions]),
             "shard": _shard(completions[0].worker_id),
         }
-        with self._db.cursor(row_factory=tuple_row) as cur:
+        # One statement (the finish and its counters): in autocommit, no BEGIN or COMMIT
+        # round trip.
+        with self._db.cursor(row_factory=tuple_row, autocommit=True) as cur:
             cur.execute(self._sql[statement], params, prepare=_prepare(statement))
             return [row[0] for row in cur.fetchall()]
 
