@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..store.postgres.queue_stats import ESTIMABLE_COUNTS
 from ..store.records import COUNTER_NAMES, QueueStats
 from ._context import CliContext, json_option, pass_cli
 from ._output import age, emit_json, make_table, stdout_console
@@ -33,6 +34,20 @@ COLUMNS = [
 ]
 
 
+#: Before a count that is an estimate (QueueStats.estimated: a PostgresStore counts at most
+#: STATS_EXACT_LIMIT rows of each part of a queue exactly, store/postgres/queue_stats.py).
+APPROX = "\N{ALMOST EQUAL TO}"
+_NOW = ("waiting", "due_later", "running", "retrying", "dead", "completed")
+
+
+def shown_count(stats: QueueStats, name: str) -> str:
+    """The count `name` of `stats` as text, marked when it is an estimate."""
+    count = getattr(stats, name)
+    if stats.estimated and name in ESTIMABLE_COUNTS:
+        return f"{APPROX}{count}"
+    return str(count)
+
+
 def stats_document(stats: QueueStats) -> dict[str, Any]:
     return {
         "queue": stats.queue,
@@ -45,6 +60,8 @@ def stats_document(stats: QueueStats) -> dict[str, Any]:
         "completed": stats.completed,
         "oldest_waiting_age": stats.oldest_waiting_age,
         "totals": dict(stats.totals),
+        # the counts but running are estimates (they stay numbers, for scripts)
+        "estimated": stats.estimated,
     }
 
 
@@ -52,7 +69,7 @@ def stats_table(all_stats: dict[str, QueueStats]) -> Table:
     rows = []
     for s in all_stats.values():
         name = f"{s.queue} (paused)" if getattr(s, "paused", False) else s.queue
-        now = (s.waiting, s.due_later, s.running, s.retrying, s.dead, s.completed)
+        now = [shown_count(s, name) for name in _NOW]
         rows.append([name, *now, age(s.oldest_waiting_age), *(s.totals[n] for n in COUNTER_NAMES)])
     if not rows:
         rows.append(["(no queues yet)", *[""] * (len(COLUMNS) - 1)])
@@ -73,7 +90,9 @@ def stats_table(all_stats: dict[str, QueueStats]) -> Table:
 @pass_cli
 def command(cli: CliContext, watch: bool, interval: float) -> None:
     """Per queue: waiting, due later, running, retrying, dead, completed, the oldest waiting
-    job's age, and the totals (completed, retried, dead, expired, rescued)."""
+    job's age, and the totals (completed, retried, dead, expired, rescued). The counts of a
+    queue with very many jobs in a state are estimates, so that a poll costs what the queues
+    cost, not the jobs: shown as "≈12000" ("estimated": true in --json)."""
     store = cli.store()
     if not watch:
         _show(cli, store.queue_stats())

@@ -46,4 +46,6 @@ def queue_json(
         "completed": s.completed,
         "oldest_waiting_age": s.oldest_waiting_age,
         "totals": dict(s.totals),
+        # True when the counts but running are estimates (store/postgres/queue_stats.py)
+        "estimated": s.estimated,
     }

@@ -28,6 +28,9 @@ _RUNNABLE_FIELDS = ("waiting", "due_later", "retrying")
 _SETTLED_PARTS = ("running", "dead", "completed")
 #: Parts counted whole: running jobs are as many as the workers hold, not a backlog.
 _UNCAPPED_PARTS = frozenset({"running"})
+#: The QueueStats counts an estimated queue may have estimated (every one but running): what
+#: the CLI, the dashboard and /metrics mark as estimates.
+ESTIMABLE_COUNTS = frozenset({*_RUNNABLE_FIELDS, *_SETTLED_PARTS} - _UNCAPPED_PARTS)
 
 
 def build_queue_stats(

@@ -43,6 +43,14 @@ def queue_families(stats: Mapping[str, QueueStats], paused: set[str]) -> list[Fa
         "Seconds the oldest runnable job of the queue has waited (0 when none waits).",
     )
     paused_family = Family("joobq_queue_paused", "gauge", "1 when the queue is paused.")
+    # A gauge of its own rather than a label on joobq_queue_jobs: a label that flips as a
+    # backlog crosses the exact limit would end one series and start another.
+    estimated = Family(
+        "joobq_queue_jobs_estimated",
+        "gauge",
+        "1 when the queue's joobq_queue_jobs figures, all but state running, are estimates "
+        "(a state with very many jobs is not counted one by one).",
+    )
     counters = [Family(name, "counter", help) for name, help, _ in COUNTERS]
     for queue in sorted(stats.keys() | paused):
         s = stats.get(queue) or QueueStats(queue=queue)
@@ -51,9 +59,10 @@ def queue_families(stats: Mapping[str, QueueStats], paused: set[str]) -> list[Fa
             depth.add(getattr(s, state), {**labels, "state": state})
         oldest.add(s.oldest_waiting_age or 0.0, labels)
         paused_family.add(int(queue in paused), labels)
+        estimated.add(int(s.estimated), labels)
         for family, (_, _, parts) in zip(counters, COUNTERS, strict=True):
             family.add(sum(s.totals[part] for part in parts), labels)
-    return [depth, oldest, paused_family, *counters]
+    return [depth, oldest, paused_family, estimated, *counters]
 
 
 def database_families(health: DatabaseHealth) -> list[Family]:
