@@ -16,6 +16,8 @@ says how often each kind of VACUUM ran and what the server's naptime was.
 
 `run_steady` (`--depth`) is the other way a table ages: a steady depth of waiting jobs, as a
 service runs it, where the table starts small and any dead versions kept show in its size.
+`run_steady_both` (`--depth N --compare`, and `python -m bench`'s steady workload) runs it with
+the workers' self_vacuum off, then on, in one run, and compares the two.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,11 +192,59 @@ def run_steady(
         "sizes": {"start": start, "end": end},
         "samples": samples,
         "last_to_first_window": round(final / first, 3) if first else None,
+        "largest_bytes": largest,
         "largest_to_start_size": round(largest / start["total_bytes"], 3),
         "largest_dead_share": max(
             (s["dead_tuples"] / max(s["live_tuples"] + s["dead_tuples"], 1) for s in samples),
             default=0.0,
         ),
+    }
+
+
+#: The arms of run_steady_both, in the order they run. One run of each, in a fixed order: read
+#: their ratio with the run's load in mind (the second arm starts on a warmer server).
+STEADY_ARMS = (("off", False), ("on", True))
+
+
+def run_steady_both(
+    url: str,
+    jobs: int,
+    options: DrainOptions,
+    windows: int = 10,
+    *,
+    depth: int = 4000,
+    sample_every: float = 5.0,
+) -> dict[str, Any]:
+    """run_steady with the workers' self_vacuum off, then on (each from an emptied table), and
+    the comparison of the two (steady_comparison). An arm that fails is reported as its
+    error; the other still runs."""
+    arms: dict[str, Any] = {}
+    for name, enabled in STEADY_ARMS:
+        try:
+            arms[name] = run_steady(
+                url, jobs, options, windows, depth=depth, sample_every=sample_every,
+                self_vacuum=enabled,
+            )  # fmt: skip
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            arms[name] = {"error": error, "traceback": traceback.format_exc()}
+    return {"jobs": jobs, "depth": depth, **steady_comparison(arms)}
+
+
+def steady_comparison(arms: dict[str, Any]) -> dict[str, Any]:
+    """`arms` ({"on": run_steady's result, "off": ...}) with the ratios of on to off: the
+    throughput, and the largest size of the table and its indexes (None where an arm failed)."""
+
+    def ratio(key: str) -> float | None:
+        on, off = arms.get("on") or {}, arms.get("off") or {}
+        if "error" in on or "error" in off or not off.get(key) or on.get(key) is None:
+            return None
+        return round(on[key] / off[key], 3)
+
+    return {
+        **arms,
+        "on_to_off_throughput": ratio("jobs_per_s"),
+        "on_to_off_largest_size": ratio("largest_bytes"),
     }
 
 
@@ -209,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--depth", type=int, help="steady: keep this many jobs waiting (default: drain a backlog)"
     )
+    parser.add_argument(
+        "--compare", action="store_true", help="steady: run it with self_vacuum off, then on"
+    )
     parser.add_argument("--json", help="write the result to this file")
     args = parser.parse_args(argv)
     from joobq_sql.migrate import normalize_url, upgrade
@@ -217,6 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     upgrade(url)
     options = DrainOptions(threads=args.threads, batch=args.batch, prefetch=args.prefetch)
     self_vacuum = not args.no_self_vacuum
+    if args.depth and args.compare:
+        both = run_steady_both(url, args.jobs, options, args.windows, depth=args.depth)
+        for line in steady_lines(both):
+            print(line)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(both, out, indent=2, default=str)
+        return
     if args.depth:
         result = run_steady(
             url, args.jobs, options, args.windows, depth=args.depth, self_vacuum=self_vacuum
@@ -237,6 +299,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2, default=str)
+
+
+def steady_lines(both: dict[str, Any]) -> list[str]:
+    """run_steady_both's result in a few lines of text."""
+    mb = 1024 * 1024
+    lines = []
+    for name, _ in STEADY_ARMS:
+        arm = both.get(name) or {}
+        if "error" in arm:
+            lines.append(f"self_vacuum {name}: failed: {arm['error']}")
+            continue
+        lines.append(
+            f"self_vacuum {name}: {arm['jobs_per_s']:,.0f} jobs/s, last/first window "
+            f"{arm['last_to_first_window']}, size {arm['sizes']['start']['total_bytes'] / mb:.1f}"
+            f" -> largest {arm['largest_bytes'] / mb:.1f} MB, {arm['vacuums']} vacuums, "
+            f"{arm['autovacuums']} autovacuums (naptime {arm['autovacuum_naptime']})"
+        )
+    lines.append(
+        f"on / off: throughput {both['on_to_off_throughput']}, largest size "
+        f"{both['on_to_off_largest_size']}"
+    )
+    return lines
 
 
 if __name__ == "__main__":

@@ -173,3 +173,44 @@ def format_table(header: list[str], rows: list[list[str]], right: set[int]) -> s
 RESULT_HEADER = ["workload", "variant", "metric", "median", "min", "max", "of ceiling"]
 COST_HEADER = ["workload", "variant", "phase", "WAL B/job", "records/job", "FPI/job",
                "commits/job"]  # fmt: skip
+
+
+# -- the steady-depth ageing, self_vacuum on and off -------------------------------------------
+
+#: run_steady_both's arms, in the order its rows show them
+STEADY_ARMS = ("on", "off")
+
+
+def steady_rows(result: dict[str, Any]) -> list[list[str]]:
+    """[workload, metric, value] of bench/ageing.py's run_steady_both: per arm (the workers'
+    self_vacuum on, off) its throughput, windows, the table's size and the VACUUMs that ran;
+    then the ratios of on to off."""
+    mb = 1e6
+    rows = [["steady", "depth kept / jobs completed per arm",
+             f"{result.get('depth', 0):,} / {result.get('jobs', 0):,}"]]  # fmt: skip
+    for name in STEADY_ARMS:
+        arm = result.get(name)
+        if not isinstance(arm, dict):
+            continue
+        which = f"self_vacuum {name}"
+        if "error" in arm:
+            rows.append(["steady", f"{which}: error", arm["error"].splitlines()[0][:80]])
+            continue
+        start = arm["sizes"]["start"]["total_bytes"]
+        rows += [
+            ["steady", f"{which}: jobs/s", f"{arm['jobs_per_s']:,.0f}"],
+            ["steady", f"{which}: last / first window", f"{arm['last_to_first_window']:.2f}x"],
+            ["steady", f"{which}: table+indexes at start (MB)", f"{start / mb:,.1f}"],
+            ["steady", f"{which}: table+indexes largest (MB)",
+             f"{arm['largest_bytes'] / mb:,.1f}"],
+            ["steady", f"{which}: table+indexes at end (MB)",
+             f"{arm['sizes']['end']['total_bytes'] / mb:,.1f}"],
+            ["steady", f"{which}: largest dead share", f"{arm['largest_dead_share']:.2f}"],
+            ["steady", f"{which}: vacuums / autovacuums",
+             f"{arm['vacuums']} / {arm['autovacuums']} (naptime {arm['autovacuum_naptime']})"],
+        ]  # fmt: skip
+    for key, what in (("on_to_off_throughput", "throughput"),
+                      ("on_to_off_largest_size", "largest size")):  # fmt: skip
+        ratio = result.get(key)
+        rows.append(["steady", f"on / off {what}", "-" if ratio is None else f"{ratio:.2f}x"])
+    return rows

@@ -19,8 +19,10 @@ The drain and latency variants are ours first at the defaults (the public API, n
 then tuned, beside pgqueuer (at its defaults and at batch 100) and procrastinate (at its
 defaults); the ceiling is our own claim of 100 and of 1,000 then completion, in pgbench, on
 our own table. bulk and single are bench/bulk.py's and bench/single.py's series, one call
-each per round. ageing and xmin run once, after the rounds. Every repetition is metered: WAL
-and commits per job of each phase (bench/meter.py). The verdict table holds issue 15's
+each per round. ageing, steady and xmin run once, after the rounds; steady is bench/ageing.py's
+steady depth (--steady-depth jobs kept waiting while --steady-jobs complete), run with the
+workers' self_vacuum off and then on, its size and throughput compared. Every repetition is
+metered: WAL and commits per job of each phase (bench/meter.py). The verdict table holds issue 15's
 acceptance ratios (bench/verdict.py). Nothing here asserts a speed.
 """
 
@@ -57,9 +59,11 @@ from bench.meter import Meter, costs
 from bench.variants import SYSTEMS, Sizes, Variant
 
 REPEATED = ("ceiling", "drain", "bulk", "single", "latency", "wal")
-ONCE = ("ageing", "xmin")
+ONCE = ("ageing", "steady", "xmin")
 WORKLOADS = (*REPEATED, *ONCE)
 DATABASE_PREFIX = "joobq_bench_"
+#: Seconds between the steady workload's samples of the table's size (its largest is reported).
+STEADY_SAMPLE_S = 2.0
 
 FULL = {
     "jobs": 20_000,
@@ -68,6 +72,8 @@ FULL = {
     "wal_jobs": 20_000,
     "procrastinate_jobs": 2_000,
     "ageing_jobs": 1_000_000,
+    "steady_jobs": 1_000_000,
+    "steady_depth": 4000,
     "latency_seconds": 10.0,
     "latency_warmup": 1.0,
 }
@@ -78,6 +84,8 @@ QUICK = {
     "wal_jobs": 5_000,
     "procrastinate_jobs": 500,
     "ageing_jobs": 100_000,
+    "steady_jobs": 50_000,
+    "steady_depth": 1000,
     "latency_seconds": 3.0,
     "latency_warmup": 0.5,
 }
@@ -117,6 +125,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ageing-jobs", type=int, help="jobs of the ageing drain (1,000,000)")
     parser.add_argument("--ageing-windows", type=int, default=10, help="ageing windows (10)")
+    parser.add_argument("--steady-jobs", type=int, help="jobs of each steady-depth arm (1,000,000)")
+    parser.add_argument(
+        "--steady-depth", type=int, help="jobs the steady workload keeps waiting (4000)"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="latency: jobs/s (200)")
     parser.add_argument("--latency-seconds", type=float, help="latency: measured seconds (10)")
     parser.add_argument("--latency-warmup", type=float, help="latency: unmeasured seconds (1)")
@@ -294,8 +306,8 @@ class Bench:
                 result = getattr(self, f"run_{workload}")(url)
                 meter.end()
                 jobs = result.get("jobs") or 0
-                if workload == "xmin":
-                    jobs = 2 * result["jobs"]  # two drains
+                if workload in ("xmin", "steady"):
+                    jobs = 2 * result["jobs"]  # two drains: pinned and not, self_vacuum on and off
                 result["costs"] = costs(meter, {"workload": jobs})
                 result["costs_note"] = "the whole workload, its fill included"
                 self.results[workload] = result
@@ -315,6 +327,14 @@ class Bench:
         a = self.args
         options = replace(self.tuned, timeout=a.timeout)
         return ageing.run(url, a.ageing_jobs, options, a.ageing_windows)
+
+    def run_steady(self, url: str) -> dict[str, Any]:
+        a = self.args
+        options = replace(self.tuned, timeout=a.timeout)
+        return ageing.run_steady_both(
+            url, a.steady_jobs, options, a.ageing_windows, depth=a.steady_depth,
+            sample_every=STEADY_SAMPLE_S,
+        )  # fmt: skip
 
     def run_xmin(self, url: str) -> dict[str, Any]:
         a = self.args
@@ -359,6 +379,9 @@ def once_rows(results: dict[str, Any]) -> list[list[str]]:
         for key in ("vacuums", "autovacuums"):
             if key in r:
                 rows.append(["ageing", f"{key} during the drain", str(r[key])])
+    steady = results.get("steady")
+    if isinstance(steady, dict) and "error" not in steady:
+        rows += report.steady_rows(steady)
     xmin = results.get("xmin")
     if isinstance(xmin, dict) and "unpinned" in xmin:
         rows.append(["xmin", "unpinned drain (jobs/s)", f"{xmin['unpinned']['jobs_per_s']:,.0f}"])
@@ -396,6 +419,14 @@ def print_report(bench: Bench, verdicts: list[dict[str, Any]], ceiling_rate: Any
     if "ageing" in results and "windows" in results["ageing"]:
         rates = ", ".join(f"{w['jobs_per_s']:,.0f}" for w in results["ageing"]["windows"])
         print(f"\nageing windows of {results['ageing']['window_jobs']:,} jobs (jobs/s): {rates}")
+    for arm in report.STEADY_ARMS:
+        found = results.get("steady", {}).get(arm)
+        if isinstance(found, dict) and "windows" in found:
+            rates = ", ".join(f"{w['jobs_per_s']:,.0f}" for w in found["windows"])
+            print(
+                f"steady, self_vacuum {arm}: windows of {found['window_jobs']:,} jobs "
+                f"(jobs/s): {rates}"
+            )
     shown = verdict.rows(verdicts)
     machine = bench.load[0]["start"] if bench.load else _load()
     print(

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench import ceiling, report, variants, verdict
+from bench import ageing, ceiling, report, variants, verdict
 from bench._common import libpq, summary
 from bench.meter import Meter, costs
 
@@ -155,3 +155,53 @@ def test_the_pgbench_ceiling_completes_every_job(database_url: str) -> None:
     result = ceiling.measure(database_url, 300, 100, 2, engine="pgbench")
     assert result["jobs"] == 300 and result["clients"] == 2
     assert result["engine"].startswith("pgbench") and result["jobs_per_s"] > 0
+
+
+def _steady_arm(self_vacuum: bool, rate: float, largest_mb: float) -> dict[str, Any]:
+    mb = 1_000_000
+    return {
+        "self_vacuum": self_vacuum,
+        "jobs_per_s": rate,
+        "windows": [{"jobs_per_s": rate}, {"jobs_per_s": rate * 0.9}],
+        "last_to_first_window": 0.9,
+        "sizes": {"start": {"total_bytes": 1 * mb}, "end": {"total_bytes": int(largest_mb * mb)}},
+        "largest_bytes": int(largest_mb * mb),
+        "largest_to_start_size": largest_mb,
+        "largest_dead_share": 0.5,
+        "vacuums": 40 if self_vacuum else 0,
+        "autovacuums": 1,
+        "autovacuum_naptime": "1min",
+    }
+
+
+def test_python_m_bench_runs_the_steady_depth_ageing_once_after_the_rounds() -> None:
+    from bench import run
+
+    assert run.ONCE.index("steady") == run.ONCE.index("ageing") + 1  # once, after the rounds
+    args = run.parse_args([])
+    assert "steady" in args.selected and args.steady_jobs == 1_000_000 and args.steady_depth
+    quick = run.parse_args(["--quick"])
+    assert quick.steady_jobs <= quick.ageing_jobs and quick.steady_depth <= args.steady_depth
+
+
+def test_the_steady_workload_compares_self_vacuum_on_and_off() -> None:
+    result = ageing.steady_comparison(
+        {"on": _steady_arm(True, 1000.0, 12.0), "off": _steady_arm(False, 800.0, 240.0)}
+    )
+    assert result["on_to_off_throughput"] == 1.25
+    assert result["on_to_off_largest_size"] == 0.05
+    rows = report.steady_rows({**result, "jobs": 1000, "depth": 40})
+    text = [" ".join(r) for r in rows]
+    assert all(r[0] == "steady" for r in rows)
+    assert "steady self_vacuum on: jobs/s 1,000" in text, text
+    assert "steady self_vacuum off: jobs/s 800" in text, text
+    assert "steady self_vacuum off: table+indexes largest (MB) 240.0" in text, text
+    for arm in ("self_vacuum on", "self_vacuum off"):
+        assert any(arm in t and "last / first window" in t for t in text), text
+        assert any(arm in t and "vacuums" in t for t in text), text
+    assert any("on / off throughput" in t and "1.25x" in t for t in text), text
+    assert any("on / off largest size" in t and "0.05x" in t for t in text), text
+    # an arm that failed is named, and the other is still shown
+    broken = report.steady_rows({"jobs": 1000, "depth": 40, "on": _steady_arm(True, 1.0, 1.0),
+                                 "off": {"error": "RuntimeError: boom"}})  # fmt: skip
+    assert any("self_vacuum off" in " ".join(r) and "boom" in " ".join(r) for r in broken)

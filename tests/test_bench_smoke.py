@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ["ceiling", "drain", "bulk", "single", "latency", "wal", "ageing", "xmin"]
+WORKLOADS = ["ceiling", "drain", "bulk", "single", "latency", "wal", "ageing", "steady", "xmin"]
 REPEATED = WORKLOADS[:6]
 TINY = [
     "--rounds", "1",
@@ -26,6 +26,8 @@ TINY = [
     "--wal-jobs", "400",
     "--procrastinate-jobs", "100",
     "--ageing-jobs", "1000",
+    "--steady-jobs", "500",
+    "--steady-depth", "100",
     "--latency-seconds", "0.5",
     "--latency-warmup", "0.2",
     "--xmin-cap", "2",
@@ -84,7 +86,7 @@ def test_every_workload_completes_and_the_json_has_every_field(
     assert "autovacuum_naptime" in meta["server"]
     workloads = data["workloads"]
     assert list(workloads) == WORKLOADS
-    for name in ("ageing", "xmin"):
+    for name in ("ageing", "steady", "xmin"):
         assert "error" not in workloads[name], workloads[name].get("traceback")
 
     for workload in REPEATED:
@@ -153,6 +155,18 @@ def test_every_workload_completes_and_the_json_has_every_field(
         assert {"total_bytes", "table_bytes", "indexes_bytes"} <= set(sizes)
     assert "last_to_first_window" in ageing and "end_to_start_size" in ageing
     assert ageing["costs"]["workload"]["wal_bytes_per_job"] > 0
+
+    steady = workloads["steady"]  # the steady depth, the workers' self_vacuum on and off
+    assert (steady["jobs"], steady["depth"]) == (500, 100)
+    for arm, enabled in (("on", True), ("off", False)):
+        assert "error" not in steady[arm], steady[arm].get("traceback")
+        assert steady[arm]["self_vacuum"] is enabled and steady[arm]["jobs"] == 500
+        assert steady[arm]["jobs_per_s"] > 0 and steady[arm]["largest_bytes"] > 0
+        assert {"start", "end"} == set(steady[arm]["sizes"])
+    assert steady["on_to_off_throughput"] > 0 and steady["on_to_off_largest_size"] > 0
+    once = {(row["workload"], row["metric"]) for row in data["tables"]["once"]}
+    assert {("steady", "self_vacuum on: jobs/s"), ("steady", "self_vacuum off: jobs/s"),
+            ("steady", "on / off largest size")} <= once  # fmt: skip
 
     xmin = workloads["xmin"]
     assert xmin["errors"] == []
