@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -751,6 +752,15 @@ def _prepare(statement: str) -> bool | None:
 
 
 def _shard(worker_id: str | None) -> int:
+    """The queue_counters shard a worker's finishes add to. A runtime worker id is
+    host:pid:suffix (worker.make_worker_id): its shard is the host's hash plus the pid, so
+    processes on one host (pids in a row, as a supervisor or --processes starts them) write
+    different rows and never wait on each other's row locks; a hash of the whole id sent two
+    processes to one row 1 run in 16. Any other id (the seed API's, "maintenance"): its hash."""
+    parts = (worker_id or "").rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isascii() and parts[1].isdecimal():
+        host, pid = parts[0], int(parts[1])
+        return (zlib.crc32(host.encode()) + pid) % COUNTER_SHARDS
     return counter_shard(worker_id, COUNTER_SHARDS)
 
 
