@@ -42,7 +42,7 @@ LEASE_S = 30.0
 _FINAL_SELECT = re.compile(r"SELECT \* FROM claimed\b[^;]*$")
 _ARRAYS = (
     "SELECT coalesce(array_agg(jid), '{}') AS jids, coalesce(array_agg(attempt), '{}') AS "
-    "attempts, coalesce(array_agg(worker_id), '{}') AS workers FROM claimed"
+    "attempts, coalesce(array_agg(:client_id::text), '{}') AS workers FROM claimed"
 )
 
 
@@ -164,7 +164,7 @@ def sql_loop(url: str, batch: int, worker_id: str) -> int:
         # The statement the store runs on this server (PostgreSQL 15-17 probe each priority).
         claim = queries[claim_statement(conn.info.server_version)]
         cur = conn.cursor()
-        columns: tuple[int, int, int] | None = None
+        columns: tuple[int, int] | None = None
         while True:
             cur.execute(claim, claim_params, prepare=True)
             rows = cur.fetchall()
@@ -172,12 +172,12 @@ def sql_loop(url: str, batch: int, worker_id: str) -> int:
                 return done
             if columns is None:
                 names = [c.name for c in cur.description or ()]
-                columns = (names.index("jid"), names.index("attempt"), names.index("worker_id"))
-            j, a, w = columns
+                columns = (names.index("jid"), names.index("attempt"))
+            j, a = columns
             params = {
                 "jid": [r[j] for r in rows],
                 "attempt": [r[a] for r in rows],
-                "worker_id": [r[w] for r in rows],
+                "worker_id": [worker_id] * len(rows),  # the claim set it (and returns it not)
                 "shard": shard,
             }
             cur.execute(complete, params, prepare=True)

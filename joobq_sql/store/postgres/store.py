@@ -308,14 +308,16 @@ class PostgresStore(Store):
         lease: float | None = None,
         started: bool | None = None,
     ) -> list[JobRecord]:
+        queue = check.queue_name(queue, existing=True)
+        worker_id = check.worker_id(worker_id)
         params = {
-            "queue": check.queue_name(queue, existing=True),
-            "worker_id": check.worker_id(worker_id),
+            "queue": queue,
+            "worker_id": worker_id,
             "limit": check.positive_int(limit, what="limit"),
             "lease_s": self._lease(lease),
             "started": checked_started(started),
         }
-        # The hot path: rows as tuples in JobRecord's field order (claim_jobs.sql), no dicts.
+        # The hot path: rows as tuples in CLAIM_COLUMNS order (claim_jobs.sql), no dicts.
         # One statement, so in autocommit: no BEGIN and no COMMIT round trip, and its row locks
         # end with it, not after the rows are decoded. (A claim whose reply is lost may have
         # committed either way, as when a COMMIT's reply is lost: the runtime releases what
@@ -323,7 +325,7 @@ class PostgresStore(Store):
         with self._db.cursor(row_factory=tuple_row, autocommit=True) as cur:
             statement = claim_statement(cur.connection.info.server_version)
             cur.execute(self._sql[statement], params)
-            return [_claimed_record(row, started) for row in cur.fetchall()]
+            return [_claimed_record(row, queue, worker_id, started) for row in cur.fetchall()]
 
     def renew_leases(
         self,
@@ -847,15 +849,13 @@ def _record(row: dict[str, Any]) -> JobRecord:
     return JobRecord(**row)
 
 
-_STATUSES = {status.value: status for status in JobStatus}
-
 #: The columns claim_jobs.sql returns, in order: JobRecord's fields less its error history
+#: and less the queue, status and worker id, which the claim sets to what the store was given
 #: (`id` is the record's `seq`).
 CLAIM_COLUMNS = (
-    "jid", "queue", "job_type", "args", "status", "priority", "run_at", "attempt", "max_retries",
-    "expires_at", "worker_id", "lease_expires_at", "last_error", "dead_reason",
-    "dead_expires_at", "created_at", "updated_at", "finished_at", "id", "unique_key",
-    "cancel_requested_at", "redrive_attempt",
+    "jid", "job_type", "args", "priority", "run_at", "attempt", "max_retries", "expires_at",
+    "lease_expires_at", "last_error", "dead_reason", "dead_expires_at", "created_at",
+    "updated_at", "finished_at", "id", "unique_key", "cancel_requested_at", "redrive_attempt",
 )  # fmt: skip
 
 
@@ -866,29 +866,35 @@ def _slot_setter(field_name: str) -> Any:
     return getattr(JobRecord, field_name).__set__
 
 
-#: (column index, slot setter) for every claimed column but the status (an enum, below).
+#: (column index, slot setter) for every claimed column.
 _CLAIM_SETTERS = tuple(
     (index, _slot_setter("seq" if name == "id" else name))
     for index, name in enumerate(CLAIM_COLUMNS)
-    if name != "status"
 )
-_STATUS_COLUMN = CLAIM_COLUMNS.index("status")
+_set_queue = _slot_setter("queue")
 _set_status = _slot_setter("status")
+_set_worker_id = _slot_setter("worker_id")
 _set_errors = _slot_setter("errors")
 _set_started = _slot_setter("started")
 _set_unrunnable_since = _slot_setter("unrunnable_since")
 _new = object.__new__
+_RUNNING = JobStatus.RUNNING
 
 
-def _claimed_record(row: tuple[Any, ...], started: bool | None = None) -> JobRecord:
-    """The JobRecord of a claim_jobs.sql row (CLAIM_COLUMNS), with an empty error history
-    (a claim does not read it back) and the `started` value the claim wrote."""
+def _claimed_record(
+    row: tuple[Any, ...], queue: str, worker_id: str, started: bool | None = None
+) -> JobRecord:
+    """The JobRecord of a claim_jobs.sql row (CLAIM_COLUMNS) claimed from `queue` by
+    `worker_id` (now running), with an empty error history (a claim does not read it back)
+    and the `started` value the claim wrote."""
     record: JobRecord = _new(JobRecord)
     # By index, not by zip over a row sliced around the status: the claim's fetcher builds
     # a thousand of these per claim, on the drain's critical path (2.1 -> 1.3 us a record).
     for index, set_field in _CLAIM_SETTERS:
         set_field(record, row[index])
-    _set_status(record, _STATUSES[row[_STATUS_COLUMN]])
+    _set_queue(record, queue)
+    _set_status(record, _RUNNING)
+    _set_worker_id(record, worker_id)
     _set_errors(record, [])
     _set_started(record, started)
     _set_unrunnable_since(record, None)  # not returned by the claim

@@ -75,11 +75,13 @@ claimed AS (
     -- instead, the planner hashed the whole table to find 1,000 rows (half the claim's time
     -- at 50k jobs, and growing with the queue).
     WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-    RETURNING j.jid, j.queue, j.job_type, j.args, j.status, j.priority, j.run_at, j.attempt,
-              j.max_retries, j.expires_at, j.worker_id, j.lease_expires_at, j.last_error,
-              j.dead_reason, j.dead_expires_at, j.created_at, j.updated_at, j.finished_at, j.id,
-              j.unique_key, j.cancel_requested_at, j.redrive_attempt
+    -- Not the queue, status or worker id: the claim sets them to what the caller knows, so
+    -- the store fills them in rather than decoding them a thousand times per claim.
+    RETURNING j.jid, j.job_type, j.args, j.priority, j.run_at, j.attempt, j.max_retries,
+              j.expires_at, j.lease_expires_at, j.last_error, j.dead_reason, j.dead_expires_at,
+              j.created_at, j.updated_at, j.finished_at, j.id, j.unique_key,
+              j.cancel_requested_at, j.redrive_attempt
 )
--- In claim order (UPDATE ... RETURNING has none of its own). The columns are in JobRecord's
--- field order, less its error history, so the store builds records from the rows as they are.
+-- In claim order (UPDATE ... RETURNING has none of its own). The columns are the store's
+-- CLAIM_COLUMNS, so it builds records from the rows as they are.
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
