@@ -28,12 +28,14 @@ import json
 import os
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from bench._common import (
     SCHEMA,
+    ChildChannel,
     analyze,
     completed_total,
     libpq,
@@ -46,6 +48,7 @@ from bench._common import (
 )
 from bench.drain import DrainOptions, drain, worker_process
 from joobq_sql import PostgresStore
+from joobq_sql.settings import Settings
 
 
 def vacuum_figures(url: str) -> dict[str, Any]:
@@ -64,7 +67,13 @@ def vacuum_figures(url: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _self_vacuum(enabled: bool) -> Iterator[None]:
-    """The drain's worker processes read JOOBQ_SELF_VACUUM from the environment they inherit."""
+    """The drain's worker processes read JOOBQ_SELF_VACUUM from the environment they inherit.
+
+    They inherit it from the fork server that starts them (bench/_common.py), which keeps the
+    environment of its own start, the first drain of this process: set here later, it misses
+    them. `run` (bench/drain.py's drain) relies on it, so its self_vacuum=False holds only when
+    it is the process's first drain (as with `python -m bench.ageing --no-self-vacuum`);
+    run_steady sets the setting in each worker process itself (_steady_worker)."""
     saved = os.environ.get("JOOBQ_SELF_VACUUM")
     os.environ["JOOBQ_SELF_VACUUM"] = "true" if enabled else "false"
     try:
@@ -109,6 +118,29 @@ def run(
     }
 
 
+@dataclass
+class _ReadyWithSetting(ChildChannel):
+    """A worker's channel whose "ready" report also says the self_vacuum it runs with."""
+
+    self_vacuum: bool = True
+
+    def report(self, kind: str, info: Any = None) -> None:
+        if kind == "ready" and isinstance(info, dict):
+            info = {**info, "self_vacuum": self.self_vacuum}
+        super().report(kind, info)
+
+
+def _steady_worker(
+    url: str, options: DrainOptions, self_vacuum: bool, *, channel: ChildChannel
+) -> None:
+    """bench/drain.py's worker process with the workers' self_vacuum set in the process itself
+    (see _self_vacuum: a variable set in the parent may never reach it)."""
+    os.environ["JOOBQ_SELF_VACUUM"] = "true" if self_vacuum else "false"
+    running = Settings.build()[0].self_vacuum  # as the application reads it
+    reporting = _ReadyWithSetting(channel.messages, channel.go, channel.stop, running)
+    worker_process(url, options, channel=reporting)
+
+
 def run_steady(
     url: str,
     jobs: int,
@@ -142,10 +174,7 @@ def run_steady(
         top_up(0)
         analyze(url)
         start, counts_start = table_sizes(url), vacuum_figures(url)
-        with (
-            _self_vacuum(self_vacuum),
-            psycopg.connect(libpq(url), autocommit=True) as conn,
-        ):
+        with psycopg.connect(libpq(url), autocommit=True) as conn:
 
             def progress() -> int:
                 last["done"] = completed_total(conn)
@@ -160,8 +189,8 @@ def run_steady(
                     )
 
             run = run_processes(
-                worker_process,
-                (url, options),
+                _steady_worker,
+                (url, options, self_vacuum),
                 options.processes,
                 progress=progress,
                 goal=jobs,
@@ -182,6 +211,8 @@ def run_steady(
         "batch": options.batch,
         "prefetch": options.prefetch,
         "self_vacuum": self_vacuum,
+        # what each worker process ran with (from its "ready" report)
+        "workers_self_vacuum": [ready.get("self_vacuum") for ready in run.ready],
         "autovacuum_naptime": counts_end["autovacuum_naptime"],
         "vacuums": counts_end["vacuums"] - counts_start["vacuums"],
         "autovacuums": counts_end["autovacuums"] - counts_start["autovacuums"],

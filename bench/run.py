@@ -84,7 +84,7 @@ QUICK = {
     "wal_jobs": 5_000,
     "procrastinate_jobs": 500,
     "ageing_jobs": 100_000,
-    "steady_jobs": 50_000,
+    "steady_jobs": 100_000,
     "steady_depth": 1000,
     "latency_seconds": 3.0,
     "latency_warmup": 0.5,

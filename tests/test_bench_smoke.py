@@ -161,6 +161,9 @@ def test_every_workload_completes_and_the_json_has_every_field(
     for arm, enabled in (("on", True), ("off", False)):
         assert "error" not in steady[arm], steady[arm].get("traceback")
         assert steady[arm]["self_vacuum"] is enabled and steady[arm]["jobs"] == 500
+        # what the worker processes ran with (the fork server that starts them keeps the
+        # environment of its own start: a variable set later in this process missed them)
+        assert steady[arm]["workers_self_vacuum"] == [enabled], arm
         assert steady[arm]["jobs_per_s"] > 0 and steady[arm]["largest_bytes"] > 0
         assert {"start", "end"} == set(steady[arm]["sizes"])
     assert steady["on_to_off_throughput"] > 0 and steady["on_to_off_largest_size"] > 0
