@@ -23,7 +23,8 @@ def test_claim_jobs_sql_returns_the_columns_the_store_reads(statement: str):
     returning = sql[
         sql.index("RETURNING") + len("RETURNING") : sql.index(")\n", sql.index("RETURNING"))
     ]
-    columns = tuple(re.sub(r"^j\.", "", c.strip()) for c in returning.split(","))
+    # a column sent as text (see the statement) is still that column
+    columns = tuple(re.sub(r"^j\.|::text$", "", c.strip()) for c in returning.split(","))
     assert columns == CLAIM_COLUMNS
 
 

@@ -325,7 +325,11 @@ class PostgresStore(Store):
         with self._db.cursor(row_factory=tuple_row, autocommit=True) as cur:
             statement = claim_statement(cur.connection.info.server_version)
             cur.execute(self._sql[statement], params)
-            return [_claimed_record(row, queue, worker_id, started) for row in cur.fetchall()]
+            rows = cur.fetchall()
+            if not rows:
+                return []
+            decode = _ClaimDecoder(cur.connection)
+            return [_claimed_record(decode(row), queue, worker_id, started) for row in rows]
 
     def renew_leases(
         self,
@@ -881,8 +885,47 @@ _new = object.__new__
 _RUNNING = JobStatus.RUNNING
 
 
+_TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
+_JSONB = psycopg.adapters.types["jsonb"].oid
+#: The columns claim_jobs.sql sends as text (see there): the args, then four timestamps.
+_ARGS_COLUMN = CLAIM_COLUMNS.index("args")
+_TEXT_TIMES = tuple(
+    CLAIM_COLUMNS.index(name) for name in ("run_at", "lease_expires_at", "created_at", "updated_at")
+)
+
+
+class _ClaimDecoder:
+    """Decodes the text columns of one claim's rows with the connection's own loaders (so the
+    same values as when psycopg decodes them: safe JSON, edge timestamps), each distinct
+    timestamp once (datetimes are immutable, so rows share them) and an empty args as a new
+    empty dict without the JSON decoder. A claim of 1,000 no-op jobs spent a third of its
+    decoding on these five columns."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        adapters = connection.adapters
+        time_loader = adapters.get_loader(_TIMESTAMPTZ, psycopg.pq.Format.TEXT)
+        json_loader = adapters.get_loader(_JSONB, psycopg.pq.Format.TEXT)
+        assert time_loader is not None and json_loader is not None  # psycopg registers both
+        self._load_time = time_loader(_TIMESTAMPTZ, connection).load
+        self._load_json = json_loader(_JSONB, connection).load
+        self._times: dict[str | None, Any] = {None: None}
+
+    def __call__(self, row: tuple[Any, ...]) -> list[Any]:
+        values = list(row)
+        times = self._times
+        for index in _TEXT_TIMES:
+            text = values[index]
+            moment = times.get(text)
+            if moment is None and text is not None:
+                moment = times[text] = self._load_time(text.encode())
+            values[index] = moment
+        args = values[_ARGS_COLUMN]
+        values[_ARGS_COLUMN] = {} if args == "{}" else self._load_json(args.encode())
+        return values
+
+
 def _claimed_record(
-    row: tuple[Any, ...], queue: str, worker_id: str, started: bool | None = None
+    row: Sequence[Any], queue: str, worker_id: str, started: bool | None = None
 ) -> JobRecord:
     """The JobRecord of a claim_jobs.sql row (CLAIM_COLUMNS) claimed from `queue` by
     `worker_id` (now running), with an empty error history (a claim does not read it back)

@@ -76,11 +76,14 @@ claimed AS (
     -- at 50k jobs, and growing with the queue).
     WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM picked))
     -- Not the queue, status or worker id: the claim sets them to what the caller knows, so
-    -- the store fills them in rather than decoding them a thousand times per claim.
-    RETURNING j.jid, j.job_type, j.args, j.priority, j.run_at, j.attempt, j.max_retries,
-              j.expires_at, j.lease_expires_at, j.last_error, j.dead_reason, j.dead_expires_at,
-              j.created_at, j.updated_at, j.finished_at, j.id, j.unique_key,
-              j.cancel_requested_at, j.redrive_attempt
+    -- the store fills them in rather than decoding them a thousand times per claim. As text
+    -- (the same text their types send) the args and the four timestamps every claimed row
+    -- has: the store decodes each distinct value once per claim (a claim's lease and update
+    -- times are one now(), a batch's enqueue times another) and an empty args at no cost.
+    RETURNING j.jid, j.job_type, j.args::text, j.priority, j.run_at::text, j.attempt,
+              j.max_retries, j.expires_at, j.lease_expires_at::text, j.last_error,
+              j.dead_reason, j.dead_expires_at, j.created_at::text, j.updated_at::text,
+              j.finished_at, j.id, j.unique_key, j.cancel_requested_at, j.redrive_attempt
 )
 -- In claim order (UPDATE ... RETURNING has none of its own). The columns are the store's
 -- CLAIM_COLUMNS, so it builds records from the rows as they are.
