@@ -115,7 +115,11 @@ class QueueRunner:
         self._ahead = ClaimAhead(
             budget=settings.claim_ahead, workers=workers, batch=settings.worker_batch_size
         )
-        self._buffer: deque[tuple[JobRecord, Job]] = deque()
+        # Claimed records waiting for a slot. Their Job objects are built by the slot that
+        # takes them (see _take), not by the fetcher: a drain's fetcher is its critical path.
+        self._buffer: deque[JobRecord] = deque()
+        # Taken from the buffer by a slot that is building its Job: still held.
+        self._starting: set[UUID] = set()
         self._runs: dict[UUID, _Run] = {}
         # Sync runs past their timeout whose thread still runs: still held (their leases are
         # renewed, their retry not yet claimable), but no longer in a slot.
@@ -183,14 +187,14 @@ class QueueRunner:
 
     def held_jids(self) -> set[UUID]:
         with self._lock:
-            held = {r.jid for r, _ in self._buffer} | set(self._runs) | set(self._overrunning)
-            return held | self._finishing | self._give.jids()
+            held = {r.jid for r in self._buffer} | set(self._runs) | set(self._overrunning)
+            return held | self._starting | self._finishing | self._give.jids()
 
     def buffered_jids(self) -> set[UUID]:
         """The held jobs not started yet: claimed and waiting in the buffer for a slot, or
         waiting to be given back (unrunnable here, or a release that failed)."""
         with self._lock:
-            return {r.jid for r, _ in self._buffer} | self._give.jids()
+            return {r.jid for r in self._buffer} | self._starting | self._give.jids()
 
     def begin_shutdown(self) -> None:
         """Stop claiming and hand back the claimed jobs that have not started."""
@@ -198,7 +202,7 @@ class QueueRunner:
         self._wake.set()
         self._fetcher.join()
         with self._lock:
-            unstarted = [record.jid for record, _ in self._buffer]
+            unstarted = [record.jid for record in self._buffer]
             self._buffer.clear()
             self._work.notify_all()
             self._give.hold_unreleased(unstarted)
@@ -209,7 +213,7 @@ class QueueRunner:
         still do after `timeout`."""
         with self._runs_changed:
             return self._runs_changed.wait_for(
-                lambda: not self._runs and not self._overrunning, timeout
+                lambda: not self._runs and not self._overrunning and not self._starting, timeout
             )
 
     def finish(self) -> None:
@@ -236,6 +240,7 @@ class QueueRunner:
     def _holds_nothing_locked(self) -> bool:
         return not (
             self._buffer
+            or self._starting
             or self._runs
             or self._overrunning
             or self._finishing
@@ -258,7 +263,7 @@ class QueueRunner:
         batch = self.settings.worker_batch_size
         ahead = self._ahead.allowed()
         capacity = self.workers + self.settings.prefetch + ahead
-        free = capacity - len(self._buffer) - len(self._runs)
+        free = capacity - len(self._buffer) - len(self._starting) - len(self._runs)
         if free <= 0:
             return 0
         if self._backlog:
@@ -282,7 +287,7 @@ class QueueRunner:
         keep += max(0, self.workers - len(self._runs))
         if len(self._buffer) <= keep:
             return []
-        jids = [self._buffer.pop()[0].jid for _ in range(len(self._buffer) - keep)]
+        jids = [self._buffer.pop().jid for _ in range(len(self._buffer) - keep)]
         self._give.hold_unreleased(jids)  # still held (renewed) until the release is written
         return jids
 
@@ -350,18 +355,15 @@ class QueueRunner:
         return self._backlog
 
     def _hold(self, records: list[JobRecord]) -> None:
-        """Buffer the runnable records; hold the unrunnable ones to hand back (at once, if it
-        works), and, if shutdown began meanwhile, the runnable ones to release."""
-        runnable, unrunnable = decode_claimed(records)
-        self._give.hold_unrunnable(unrunnable)
+        """Buffer the claimed records (the slot that takes one finds out whether it can run
+        here, see _take), or, if shutdown began meanwhile, hold them to release."""
         with self._lock:
             if not self._stopping.is_set():
-                self._buffer.extend(runnable)
-                self._work.notify(len(runnable))
-                runnable = []
-        if runnable:  # claimed as shutdown began: hand them straight back
-            self._give.hold_unreleased([record.jid for record, _ in runnable])
-        if unrunnable or runnable:
+                self._buffer.extend(records)
+                self._work.notify(len(records))
+                return
+        if records:  # claimed as shutdown began: hand them straight back
+            self._give.hold_unreleased([record.jid for record in records])
             self._give_back()
 
     def _release_unseen(self) -> None:
@@ -471,25 +473,54 @@ class QueueRunner:
         self._start_slot(slot)
 
     def _take(self, slot: _Slot) -> _Run | None:
-        with self._lock:
-            while not self._buffer and not self._stopping.is_set():
-                self._work.wait()
-            if self._stopping.is_set() or not self._buffer:
-                return None  # shutting down: buffered jobs are released, not started
-            record, job = self._buffer.popleft()
-            klass = type(job)
-            timeout = klass.timeout.total_seconds() if klass.timeout else self.settings.timeout
-            run = _Run(
-                record=record,
-                job=job,
-                slot=slot,
-                deadline=None if timeout is None else time.monotonic() + timeout,
-                is_async=_is_async(klass),
-            )
-            self._runs[record.jid] = run
-            slot.run = run
-            if run.deadline is not None and not run.is_async:
-                self._deadlines.notify()  # the watchdog learns the new deadline
+        """The next buffered job this slot runs, or None at shutdown. Its Job is built here,
+        in the slot's thread (off the fetcher's critical path), while the jid stays held
+        (`_starting`); a job this process cannot run is held to be handed back instead."""
+        while True:
+            with self._lock:
+                while not self._buffer and not self._stopping.is_set():
+                    self._work.wait()
+                if self._stopping.is_set() or not self._buffer:
+                    return None  # shutting down: buffered jobs are released, not started
+                record = self._buffer.popleft()
+                self._starting.add(record.jid)
+            try:
+                runnable, unrunnable = decode_claimed([record])  # a user's from_args: no lock
+            except BaseException:
+                with self._lock:  # cannot happen (decode_claimed catches), but never strand it
+                    self._starting.discard(record.jid)
+                    self._give.hold_unreleased([record.jid])
+                self._wake.set()
+                raise
+            with self._lock:
+                self._starting.discard(record.jid)
+                if runnable and not self._stopping.is_set():
+                    return self._start_locked(slot, record, runnable[0][1])
+                # In one step with leaving `_starting`: a release of unseen claims never
+                # sees the job unheld.
+                if unrunnable:
+                    self._give.hold_unrunnable(unrunnable)
+                else:  # shutdown began while it was being built: released, not started
+                    self._give.hold_unreleased([record.jid])
+                if self._stopping.is_set():
+                    self._runs_changed.notify_all()
+            self._wake.set()  # the fetcher's next pass gives it back (finish(), at shutdown)
+
+    def _start_locked(self, slot: _Slot, record: JobRecord, job: Job) -> _Run:
+        """Start `record`'s run in `slot` (the lock is held)."""
+        klass = type(job)
+        timeout = klass.timeout.total_seconds() if klass.timeout else self.settings.timeout
+        run = _Run(
+            record=record,
+            job=job,
+            slot=slot,
+            deadline=None if timeout is None else time.monotonic() + timeout,
+            is_async=_is_async(klass),
+        )
+        self._runs[record.jid] = run
+        slot.run = run
+        if run.deadline is not None and not run.is_async:
+            self._deadlines.notify()  # the watchdog learns the new deadline
         return run
 
     def _execute(self, run: _Run) -> None:
