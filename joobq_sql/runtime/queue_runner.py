@@ -1,5 +1,6 @@
 """Runs one queue in this process: a fetcher that claims jobs in batches, `workers` threads
-that perform them, and a watchdog that enforces sync timeouts.
+that build their Job objects and perform them (the fetcher's loop is a drain's critical path,
+so it only claims and buffers), and a watchdog that enforces sync timeouts.
 
 Concurrency: exactly `workers` worker threads take jobs, so at most `workers` jobs of the queue
 run at once. The fetcher claims for the free slots, at most `worker_batch_size` per claim, and,
