@@ -48,7 +48,8 @@ JOBS_STORAGE_PARAMETERS: dict[str, str] = {
     "autovacuum_vacuum_cost_delay": "0",
 }
 
-#: Counters are sharded: a completing worker adds to shard hash(worker_id) % COUNTER_SHARDS.
+#: Counters are sharded, so that no row is hot: a completing worker adds to one of
+#: COUNTER_SHARDS rows per queue, chosen by store.postgres.store._shard (one per process on a host).
 COUNTER_SHARDS = 16
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
