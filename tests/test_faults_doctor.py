@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -17,7 +16,7 @@ from joobq_sql import NewJob, PostgresStore
 from joobq_sql.cli.doctor import _advice
 from tests.cli_app import assert_one_line_error, run_cli, run_cli_in_process
 from tests.fault_app import FaultCountJob
-from tests.test_security_roles import GRANTS
+from tests.test_security_roles import data_role
 
 
 def doctor(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -120,14 +119,7 @@ def test_the_report_says_whether_self_vacuum_covers_the_jobs_table(database_url,
 @pytest.fixture
 def data_role_url(database_url: str, pg: psycopg.Connection) -> Iterator[str]:
     """A role with data access to joobq's tables only: it may not VACUUM them."""
-    role = f"joobq_doc_{uuid.uuid4().hex[:8]}"
-    pg.execute(f'CREATE ROLE "{role}" LOGIN')
-    for statement in GRANTS.format(role=f'"{role}"').split(";"):
-        if statement.strip():
-            pg.execute(statement)
-    yield make_url(database_url).set(username=role).render_as_string(hide_password=False)
-    pg.execute(f'DROP OWNED BY "{role}"')
-    pg.execute(f'DROP ROLE "{role}"')
+    yield from data_role(database_url, pg, "joobq_doc")
 
 
 def test_a_role_that_may_not_vacuum_is_told_the_grant(data_role_url, monkeypatch):

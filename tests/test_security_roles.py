@@ -41,9 +41,9 @@ class RoleFailsOnce(Job):
         raise RuntimeError("always")
 
 
-@pytest.fixture
-def worker_url(database_url: str, pg: psycopg.Connection) -> Iterator[str]:
-    role = f"joobq_worker_{uuid.uuid4().hex[:8]}"
+def data_role(database_url: str, pg: psycopg.Connection, prefix: str) -> Iterator[str]:
+    """A new login role with GRANTS only (dropped after): the URL of `database_url` as it."""
+    role = f"{prefix}_{uuid.uuid4().hex[:8]}"
     pg.execute(f'CREATE ROLE "{role}" LOGIN')
     for statement in GRANTS.format(role=f'"{role}"').split(";"):
         if statement.strip():
@@ -51,6 +51,11 @@ def worker_url(database_url: str, pg: psycopg.Connection) -> Iterator[str]:
     yield make_url(database_url).set(username=role).render_as_string(hide_password=False)
     pg.execute(f'DROP OWNED BY "{role}"')
     pg.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.fixture
+def worker_url(database_url: str, pg: psycopg.Connection) -> Iterator[str]:
+    yield from data_role(database_url, pg, "joobq_worker")
 
 
 def test_a_worker_needs_only_data_access_to_joobq_tables(worker_url: str) -> None:
