@@ -23,11 +23,9 @@ the workers' self_vacuum off, then on, in one run, and compares the two.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,26 +63,6 @@ def vacuum_figures(url: str) -> dict[str, Any]:
     return {"autovacuum_naptime": row[0], "vacuums": int(row[1]), "autovacuums": int(row[2])}
 
 
-@contextlib.contextmanager
-def _self_vacuum(enabled: bool) -> Iterator[None]:
-    """The drain's worker processes read JOOBQ_SELF_VACUUM from the environment they inherit.
-
-    They inherit it from the fork server that starts them (bench/_common.py), which keeps the
-    environment of its own start, the first drain of this process: set here later, it misses
-    them. `run` (bench/drain.py's drain) relies on it, so its self_vacuum=False holds only when
-    it is the process's first drain (as with `python -m bench.ageing --no-self-vacuum`);
-    run_steady sets the setting in each worker process itself (_steady_worker)."""
-    saved = os.environ.get("JOOBQ_SELF_VACUUM")
-    os.environ["JOOBQ_SELF_VACUUM"] = "true" if enabled else "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["JOOBQ_SELF_VACUUM"]
-        else:
-            os.environ["JOOBQ_SELF_VACUUM"] = saved
-
-
 def run(
     url: str, jobs: int, options: DrainOptions, windows: int = 10, *, self_vacuum: bool = True
 ) -> dict[str, Any]:
@@ -96,8 +74,16 @@ def run(
         sizes["start"] = table_sizes(url)
         counts["start"] = vacuum_figures(url)
 
-    with _self_vacuum(self_vacuum):
-        result = drain(url, jobs, options, window=window, before_start=before_start, poll=0.05)
+    result = drain(
+        url,
+        jobs,
+        options,
+        window=window,
+        before_start=before_start,
+        poll=0.05,
+        worker=_steady_worker,  # each worker process sets its own self_vacuum
+        worker_args=(url, options, self_vacuum),
+    )
     sizes["end"] = table_sizes(url)
     counts["end"] = vacuum_figures(url)
     rates = [w["jobs_per_s"] for w in result["windows"]]
@@ -105,6 +91,7 @@ def run(
     return {
         **result,
         "self_vacuum": self_vacuum,
+        "workers_self_vacuum": [ready.get("self_vacuum") for ready in result["workers_ready"]],
         "autovacuum_naptime": counts["end"]["autovacuum_naptime"],
         # during the drain (the fill's own VACUUM ANALYZE comes before the start)
         "vacuums": counts["end"]["vacuums"] - counts["start"]["vacuums"],
@@ -133,8 +120,8 @@ class _ReadyWithSetting(ChildChannel):
 def _steady_worker(
     url: str, options: DrainOptions, self_vacuum: bool, *, channel: ChildChannel
 ) -> None:
-    """bench/drain.py's worker process with the workers' self_vacuum set in the process itself
-    (see _self_vacuum: a variable set in the parent may never reach it)."""
+    """bench/drain.py's worker process with the workers' self_vacuum set in the process itself:
+    set in the parent, it would not reach a worker whose fork server started before it."""
     os.environ["JOOBQ_SELF_VACUUM"] = "true" if self_vacuum else "false"
     running = Settings.build()[0].self_vacuum  # as the application reads it
     reporting = _ReadyWithSetting(channel.messages, channel.go, channel.stop, running)

@@ -132,6 +132,8 @@ def drain(
     on_poll: Callable[[float], None] | None = None,
     poll: float = 0.02,
     meter: Meter | None = None,
+    worker: Callable[..., None] = worker_process,
+    worker_args: tuple[Any, ...] | None = None,
 ) -> dict[str, Any]:
     """Fill the queue with `jobs` no-op jobs and drain them; return the figures.
 
@@ -139,6 +141,9 @@ def drain(
     table is filled, just before the workers start; `on_poll` with the seconds elapsed at each
     progress poll. `meter`: its "enqueue" phase is the fill, its "drain" phase from just before
     the workers start until they have exited (the progress polls are not counted).
+    `worker`, `worker_args`: each worker process's function and its arguments (worker_process
+    with (url, options) by default); set what a worker should run with inside it, since the
+    fork server that starts the processes keeps the environment of its own start.
     """
     fill_queue(url, jobs, meter)
     if before_start is not None:
@@ -147,8 +152,8 @@ def drain(
         meter.begin("drain")
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         run = run_processes(
-            worker_process,
-            (url, options),
+            worker,
+            (url, options) if worker_args is None else worker_args,
             options.processes,
             progress=lambda: completed_total(conn),
             goal=jobs,
@@ -181,6 +186,7 @@ def drain(
             "completed_total": stats.totals.get("completed", 0),
         },
         "workers": run.stopped,
+        "workers_ready": run.ready,  # what each worker process said it runs with
     }
     if window:
         result["windows"] = window_rates(run.samples, jobs, window)

@@ -205,3 +205,16 @@ def test_the_steady_workload_compares_self_vacuum_on_and_off() -> None:
     broken = report.steady_rows({"jobs": 1000, "depth": 40, "on": _steady_arm(True, 1.0, 1.0),
                                  "off": {"error": "RuntimeError: boom"}})  # fmt: skip
     assert any("self_vacuum off" in " ".join(r) and "boom" in " ".join(r) for r in broken)
+
+
+def test_the_backlog_ageing_drain_runs_its_workers_with_the_self_vacuum_asked(
+    database_url: str,
+) -> None:
+    # The worker processes come from a fork server that keeps the environment of its own start
+    # (the first drain of this process): a setting given through this process's environment
+    # for a later drain never reached them. Each worker now sets it itself and says so.
+    options = ageing.DrainOptions(threads=2, batch=100, prefetch=100, timeout=60)
+    for self_vacuum in (True, False, True):
+        result = ageing.run(database_url, 300, options, 3, self_vacuum=self_vacuum)
+        assert result["self_vacuum"] is self_vacuum
+        assert result["workers_self_vacuum"] == [self_vacuum]
