@@ -49,3 +49,9 @@ def test_float_arrays_keep_every_value(pg: psycopg.Connection):
     seconds = [0.0, 0.123456, 1e-06, 259200.0, 3.0e9, 1 / 3, None]
     got = pg.execute("SELECT %s::float8[]", (float_array(seconds),)).fetchone()
     assert got is not None and got[0] == seconds
+
+
+def test_a_uuid_array_takes_jids_given_as_text_too(pg: psycopg.Connection):
+    jids = [uuid.uuid4(), uuid.uuid4()]
+    row = pg.execute("SELECT %s::uuid[]", (uuid_array([jids[0], str(jids[1])]),)).fetchone()
+    assert row == (jids,)
