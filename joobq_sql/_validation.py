@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 import threading
 import unicodedata
 from datetime import datetime, timedelta
 
+#: The schema joobq's tables live in unless settings name another.
+DEFAULT_SCHEMA = "joobq"
 MAX_QUEUE_NAME_LENGTH = 100
 MAX_JOB_TYPE_LENGTH = 200
 MIN_PRIORITY = -32768
@@ -303,3 +306,16 @@ def unique_key(value: object) -> str:
             f"{MAX_UNIQUE_KEY_LENGTH} characters"
         )
     return _name(value, what="unique_key", limit=MAX_UNIQUE_KEY_LENGTH, existing=False)
+
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def validate_schema_name(schema: str) -> str:
+    """Schema names are formatted into SQL text as identifiers, so only plain names are allowed."""
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise ValueError(
+            f"schema {schema!r} is invalid: use lower-case letters, digits and '_', "
+            "starting with a letter or '_', at most 63 characters"
+        )
+    return schema

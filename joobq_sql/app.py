@@ -7,16 +7,17 @@ import importlib
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from . import _validation as check
+from . import job_binding
 from .errors import ConfigurationError
 from .job import Job, give_jids
 from .runtime.error_monitor import AlertEvent, ErrorMonitor
+from .runtime.worker import QueueDefinition as QueueDefinition
 from .scheduler.schedules import Schedule
 from .settings import DEFAULT_WORKERS, QueueConfig, Settings
 from .store.base import Store
@@ -26,26 +27,6 @@ if TYPE_CHECKING:
     from .runtime.middleware import Middleware
     from .runtime.worker import Worker
     from .store.postgres.async_store import AsyncStore
-
-
-@dataclass(frozen=True)
-class QueueDefinition:
-    """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with
-    an optional throttle of `throttle_limit` starts per `throttle_period` seconds. `mode`
-    "threads" runs each job on a worker thread; "async" runs ``async def perform`` jobs as
-    tasks on one event loop (joobq_sql/runtime/async_runner.py)."""
-
-    name: str
-    workers: int
-    job_classes: tuple[type[Job], ...]
-    throttle_limit: int | None = None
-    throttle_period: float | None = None
-    mode: str = "threads"
-
-
-_apps_lock = threading.Lock()
-_apps: list[JoobQ] = []
-_class_apps: dict[type[Job], JoobQ] = {}
 
 
 class JoobQ:
@@ -96,8 +77,7 @@ class JoobQ:
         )
         for config in queue_configs:
             self._add_queue_config(config)
-        with _apps_lock:
-            _apps.append(self)
+        job_binding.register(self)
 
     # -- store -----------------------------------------------------------------------------
 
@@ -137,15 +117,12 @@ class JoobQ:
             return self._async_store
 
     def _build_async_store(self) -> AsyncStore:
-        from .store.postgres.async_store import AsyncPostgresStore, AsyncStoreAdapter
-        from .store.postgres.store import PostgresStore
+        from .store.postgres.async_store import AsyncStoreAdapter
 
         store = self._store if self._store is not None else self._build_store()
         self._store = store
-        if isinstance(store, PostgresStore):
-            pool = {"pool_size": self.settings.pool_size} if self.settings.pool_size else {}
-            return AsyncPostgresStore.from_store(store, **pool)
-        return AsyncStoreAdapter(store)
+        twin = store.async_twin(pool_size=self.settings.pool_size or ASYNC_POOL_SIZE)
+        return twin if twin is not None else AsyncStoreAdapter(store)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -206,9 +183,8 @@ class JoobQ:
             mode=config.mode,
         )
         self.queues[config.name] = definition
-        with _apps_lock:
-            for klass in classes:
-                _class_apps[klass] = self
+        for klass in classes:
+            job_binding.bind(klass, self)
         return definition
 
     # -- schedules ---------------------------------------------------------------------------
@@ -282,8 +258,7 @@ class JoobQ:
             raise ConfigurationError(f"schedule {name!r}: {exc}") from None
         schedule = make(when, job_class, **options)
         self.schedules[name] = schedule
-        with _apps_lock:
-            _class_apps.setdefault(job_class, self)
+        job_binding.bind(job_class, self, replace=False)
         return schedule
 
     def schedule_job(self, schedule: Schedule) -> NewJob:
@@ -498,6 +473,8 @@ class JoobQ:
 
 #: Option sets whose checked rows new_job keeps (per application) for the jobs that follow.
 MAX_ROW_MAKERS = 256
+#: Connections of the application's async store when settings name no pool_size.
+ASYNC_POOL_SIZE = 10
 
 
 def _row_options(
@@ -559,51 +536,3 @@ def _import_job_class(reference: str, queue: str) -> type[Job]:
     if not (isinstance(value, type) and issubclass(value, Job)):
         raise ConfigurationError(f"queue {queue!r}: {reference!r} is not a Job subclass")
     return value
-
-
-def app_for(job_class: type[Job]) -> JoobQ:
-    """The application that runs `job_class`, else the only application there is."""
-    with _apps_lock:
-        app = _class_apps.get(job_class)
-        if app is not None:
-            return app
-        if len(_apps) == 1:
-            return _apps[0]
-        found = len(_apps)
-    raise ConfigurationError(
-        f"cannot tell which JoobQ application enqueues {job_class.__qualname__}: "
-        + (
-            "no JoobQ application exists yet; create one with JoobQ(...)"
-            if not found
-            else f"{found} exist and none runs it; add it with app.queue(..., jobs=[...])"
-        )
-    )
-
-
-def enqueue_job(job: Job, *, connection: Any = None, **options: Any) -> UUID:
-    return app_for(type(job)).enqueue(job, connection=connection, **options)
-
-
-def enqueue_jobs(jobs: list[Job], *, batch_size: int, connection: Any) -> list[UUID]:
-    if not jobs:
-        return []
-    return _one_app(jobs).enqueue_many(jobs, batch_size=batch_size, connection=connection)
-
-
-def _one_app(jobs: list[Job]) -> JoobQ:
-    apps = {id(app): app for app in map(app_for, {type(job) for job in jobs})}
-    if len(apps) > 1:
-        raise ConfigurationError("batch_enqueue got jobs of different JoobQ applications")
-    (app,) = apps.values()
-    return app
-
-
-async def enqueue_job_async(job: Job, *, connection: Any = None, **options: Any) -> UUID:
-    return await app_for(type(job)).enqueue_async(job, connection=connection, **options)
-
-
-async def enqueue_jobs_async(jobs: list[Job], *, batch_size: int, connection: Any) -> list[UUID]:
-    if not jobs:
-        return []
-    app = _one_app(jobs)
-    return await app.enqueue_many_async(jobs, batch_size=batch_size, connection=connection)

@@ -23,6 +23,7 @@ from ._uuid7 import uuid7, uuid7s
 from .codec import Codec, FieldError, UndecodableJSON, check_supported, decode
 from .codec import _encoder as encoder_for
 from .errors import JobDecodeError, JobDefinitionError, UnknownJobTypeError
+from .job_binding import enqueuer_for, enqueuer_of_all
 
 #: Names a job's own fields may not use: they are job options or store columns.
 RESERVED_FIELD_NAMES = frozenset(
@@ -296,10 +297,8 @@ class Job:
         enqueues that instance. With `connection` (your SQLAlchemy Connection or Session) the
         job is written in your transaction: it exists if and only if you commit.
         """
-        from .app import enqueue_job
-
         job = _instance(target, fields)
-        return enqueue_job(
+        return enqueuer_for(type(job)).enqueue(
             job, connection=connection, queue=queue, priority=priority, unique_key=unique_key
         )
 
@@ -315,10 +314,8 @@ class Job:
     ) -> UUID:
         """Enqueue a job that becomes runnable `delay` (timedelta or seconds) from now, as the
         database clock tells it."""
-        from .app import enqueue_job
-
         seconds = check.seconds(delay, what="delay")
-        return enqueue_job(
+        return enqueuer_for(cls).enqueue(
             cls(**fields), connection=connection, queue=queue, priority=priority, delay=seconds
         )
 
@@ -333,10 +330,8 @@ class Job:
         **fields: Any,
     ) -> UUID:
         """Enqueue a job that becomes runnable at `at` (a timezone-aware datetime)."""
-        from .app import enqueue_job
-
         run_at = check.aware_datetime(at, what="at")
-        return enqueue_job(
+        return enqueuer_for(cls).enqueue(
             cls(**fields), connection=connection, queue=queue, priority=priority, run_at=run_at
         )
 
@@ -345,12 +340,14 @@ class Job:
         cls, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
     ) -> list[UUID]:
         """Enqueue many jobs in one transaction (all or none), `batch_size` rows per statement."""
-        from .app import enqueue_jobs
-
         for job in jobs:
             if not isinstance(job, Job):
                 raise TypeError(f"batch_enqueue takes Job instances, got {type(job).__name__}")
-        return enqueue_jobs(list(jobs), batch_size=batch_size, connection=connection)
+        if not jobs:
+            return []
+        return enqueuer_of_all(jobs).enqueue_many(
+            list(jobs), batch_size=batch_size, connection=connection
+        )
 
     # -- the same, from asyncio: awaitable, never blocking the event loop --------------------
 
@@ -367,10 +364,8 @@ class Job:
         """``await MyJob.enqueue_async(**fields)``: enqueue() through the application's async
         store. With `connection` (your SQLAlchemy AsyncConnection or AsyncSession) the job is
         written in your transaction: it exists if and only if you commit."""
-        from .app import enqueue_job_async
-
         job = _instance(target, fields)
-        return await enqueue_job_async(
+        return await enqueuer_for(type(job)).enqueue_async(
             job, connection=connection, queue=queue, priority=priority, unique_key=unique_key
         )
 
@@ -385,10 +380,8 @@ class Job:
         **fields: Any,
     ) -> UUID:
         """delay() from asyncio."""
-        from .app import enqueue_job_async
-
         seconds = check.seconds(delay, what="delay")
-        return await enqueue_job_async(
+        return await enqueuer_for(cls).enqueue_async(
             cls(**fields), connection=connection, queue=queue, priority=priority, delay=seconds
         )
 
@@ -403,10 +396,8 @@ class Job:
         **fields: Any,
     ) -> UUID:
         """enqueue_at() from asyncio."""
-        from .app import enqueue_job_async
-
         run_at = check.aware_datetime(at, what="at")
-        return await enqueue_job_async(
+        return await enqueuer_for(cls).enqueue_async(
             cls(**fields), connection=connection, queue=queue, priority=priority, run_at=run_at
         )
 
@@ -415,14 +406,16 @@ class Job:
         cls, jobs: Sequence[Job], *, batch_size: int = 1000, connection: Any = None
     ) -> list[UUID]:
         """batch_enqueue() from asyncio: one transaction, all or none."""
-        from .app import enqueue_jobs_async
-
         for job in jobs:
             if not isinstance(job, Job):
                 raise TypeError(
                     f"batch_enqueue_async takes Job instances, got {type(job).__name__}"
                 )
-        return await enqueue_jobs_async(list(jobs), batch_size=batch_size, connection=connection)
+        if not jobs:
+            return []
+        return await enqueuer_of_all(jobs).enqueue_many_async(
+            list(jobs), batch_size=batch_size, connection=connection
+        )
 
     @classmethod
     def perform_now(cls, **fields: Any) -> Any:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import _validation
+from ._validation import validate_schema_name
 from .errors import ConfigurationError
-from .store.postgres.schema import validate_schema_name
 
 MINUTE = 60.0
 #: A queue's worker count when `app.queue` is given none: jobs are mostly I/O-bound (mail,

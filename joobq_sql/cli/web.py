@@ -8,7 +8,6 @@ import click
 
 from ..app import JoobQ
 from ..errors import ConfigurationError
-from ..store.postgres.store import PostgresStore
 from ._apps import import_app
 from ._context import CliContext, check_migrated, pass_cli
 from ._errors import CliError
@@ -88,8 +87,8 @@ def _application(cli: CliContext, reference: str | None) -> JoobQ:
         os.environ["JOOBQ_DATABASE_URL"] = cli.database_url
     app = import_app(reference)
     store = app.store
-    if isinstance(store, PostgresStore):
-        check_migrated(store.engine, store.schema)
+    if store.sql_engine is not None and store.schema is not None:
+        check_migrated(store.sql_engine, store.schema)
     return app
 
 

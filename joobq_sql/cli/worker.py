@@ -141,11 +141,9 @@ def _selected_queues(app: JoobQ, queues: str | None) -> list[str] | None:
 
 def _check_store(app: JoobQ) -> None:
     """Fail now, with advice, if the database is unreachable or not migrated."""
-    from ..store.postgres.store import PostgresStore
-
     store = app.store
-    if isinstance(store, PostgresStore):
-        check_migrated(store.engine, store.schema)
+    if store.sql_engine is not None and store.schema is not None:
+        check_migrated(store.sql_engine, store.schema)
 
 
 def _child_argv(

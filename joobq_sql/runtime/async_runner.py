@@ -46,8 +46,7 @@ from ..errors import NothingSentError
 from ..job import Job, JobCancelled
 from ..settings import Settings
 from ..store.base import Store, decode_claimed
-from ..store.postgres.async_store import AsyncPostgresStore, AsyncStore, AsyncStoreAdapter
-from ..store.postgres.store import PostgresStore
+from ..store.postgres.async_store import AsyncStore, AsyncStoreAdapter
 from ..store.records import Failure, JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
@@ -101,13 +100,10 @@ class AsyncQueueRunner:
         self.throttle = throttle
         self.middlewares: list[Middleware] = list(middlewares)
         self._owns_store = async_store is None
-        if async_store is not None:
-            self.store: AsyncStore = async_store
-        elif isinstance(store, PostgresStore):
-            # Its own small pool on the worker's loop: one fetch loop and the releases.
-            self.store = AsyncPostgresStore.from_store(store, pool_size=2)
-        else:
-            self.store = AsyncStoreAdapter(store)
+        # Else its own small pool on the worker's loop: one fetch loop and the releases.
+        self.store: AsyncStore = (
+            async_store or store.async_twin(pool_size=2) or AsyncStoreAdapter(store)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fetcher: asyncio.Task[None] | None = None
         self._stopping = False

@@ -11,11 +11,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from ..scheduler.runner import SchedulerRunner
-from ..store.postgres.store import PostgresStore
 from .acker import Acker
 from .async_loop import AsyncLoop
 from .async_runner import AsyncQueueRunner
@@ -36,7 +36,13 @@ from .queue_runner import QueueRunner
 from .throttle import Throttle
 
 if TYPE_CHECKING:
-    from ..app import JoobQ, QueueDefinition
+    from ..job import Job
+    from ..scheduler.schedules import Schedule
+    from ..settings import Settings
+    from ..store.base import Store
+    from ..store.records import NewJob
+    from .error_monitor import ErrorMonitor
+    from .middleware import Middleware
 
 logger = logging.getLogger("joobq_sql.worker")
 
@@ -46,8 +52,44 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@dataclass(frozen=True)
+class QueueDefinition:
+    """A queue this application runs: `workers` jobs at most at once, from `job_classes`, with
+    an optional throttle of `throttle_limit` starts per `throttle_period` seconds. `mode`
+    "threads" runs each job on a worker thread; "async" runs ``async def perform`` jobs as
+    tasks on one event loop (joobq_sql/runtime/async_runner.py)."""
+
+    name: str
+    workers: int
+    job_classes: tuple[type[Job], ...]
+    throttle_limit: int | None = None
+    throttle_period: float | None = None
+    mode: str = "threads"
+
+
+class WorkerApp(Protocol):
+    """What a Worker needs of the application whose queues it runs (JoobQ is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def middlewares(self) -> list[Middleware]: ...
+
+    @property
+    def errors(self) -> ErrorMonitor: ...
+
+    @property
+    def schedules(self) -> dict[str, Schedule]: ...
+
+    def schedule_job(self, schedule: Schedule) -> NewJob: ...
+
+
 class Worker:
-    def __init__(self, app: JoobQ, queues: Sequence[QueueDefinition]) -> None:
+    def __init__(self, app: WorkerApp, queues: Sequence[QueueDefinition]) -> None:
         settings = app.settings
         self.app = app
         self.store = store = app.store
@@ -94,7 +136,7 @@ class Worker:
             HistoryPruner(store, interval=max(interval, 60.0)),
             WorkerPruner(store, interval=interval),
         ]
-        if settings.self_vacuum and isinstance(store, PostgresStore):
+        if settings.self_vacuum:  # a store without hot tables reports none: nothing to do
             # Every few seconds (one row of statistics read): a minute of a busy queue's
             # dead row versions is what it is there to spare the table.
             duties.append(
@@ -105,16 +147,11 @@ class Worker:
                 )
             )
         self.maintainer = Maintainer(duties)
-        self.listener = None
-        if settings.notify and isinstance(store, PostgresStore) and store.notify:
-            from ..store.postgres.notifier import Listener, libpq_dsn
-
-            self.listener = Listener(
-                libpq_dsn(store.engine),
-                channel=store.channel,
-                on_wake=self._wake_queue,
-                on_reconnect=self._wake_all,
-            )
+        self.listener = (
+            store.listener(on_wake=self._wake_queue, on_reconnect=self._wake_all)
+            if settings.notify
+            else None
+        )
         self.control = ControlWatcher(
             store, self.runners, worker_id=self.worker_id, interval=settings.poll_interval
         )

@@ -12,9 +12,9 @@ from __future__ import annotations
 import socket
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from uuid import UUID
 
 from .. import _validation as check
@@ -31,7 +31,13 @@ from .records import (
     QueueStats,
     WorkerInfo,
 )
+from .table_health import TableHealth
 from .unrunnable import DEFAULT_UNRUNNABLE_GRACE, HandBack
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from .postgres.async_store import AsyncStore
 
 #: The worker id of claims made through `dequeue`, which names no worker.
 ANONYMOUS_WORKER = "dequeue"
@@ -44,6 +50,14 @@ DEFAULT_BATCH_SIZE = 1000
 RELEASE_JIDS_OR_KEEP = (
     "release_jobs takes either jids (release these) or keep (release all but these), not both"
 )
+
+
+class Listening(Protocol):
+    """A store's background listener for wake-ups (see Store.listener)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> object: ...
 
 
 def checked_started(started: bool | None) -> bool | None:
@@ -408,6 +422,47 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold no resources
         """Release connections. The store is not used afterwards."""
+
+    # ======================================================================================
+    # What a driver may offer beyond the primitives. The runtime, the CLI and the web ask
+    # for these instead of asking which store they have; the defaults are a store's without.
+    # ======================================================================================
+
+    #: True for a store whose calls never wait on I/O (MemoryStore): AsyncStoreAdapter then
+    #: calls it inline instead of in a thread.
+    never_blocks: ClassVar[bool] = False
+    #: The SQL schema the store's tables live in; None for a store without tables.
+    schema: str | None = None
+
+    @property
+    def sql_engine(self) -> Engine | None:
+        """The SQLAlchemy Engine of a store on a SQL database: what its migrations and the
+        operator's statistics read. None for a store without one."""
+        return None
+
+    def listener(
+        self, *, on_wake: Callable[[str], None], on_reconnect: Callable[[], None]
+    ) -> Listening | None:
+        """A listener (not started) that calls ``on_wake(queue)`` when a job becomes runnable
+        on `queue`, and ``on_reconnect()`` after a gap in which wake-ups may have been missed.
+        None when the store sends no wake-ups: the runtime then polls."""
+        return None
+
+    def async_twin(self, *, pool_size: int) -> AsyncStore | None:
+        """A native asyncio store on the same data and settings, with its own `pool_size`
+        connections. None when there is none: the runtime then wraps this store in an
+        AsyncStoreAdapter."""
+        return None
+
+    def hot_table_health(self) -> list[TableHealth]:
+        """The figures of the store's high-churn tables, for the runtime's own VACUUM of them
+        (maintenance/table_vacuumer.py). Empty for a store without tables to vacuum."""
+        return []
+
+    def vacuum_jobs_table(self) -> bool:
+        """VACUUM the jobs table; False when another VACUUM holds it (or there is none).
+        Raises VacuumRefusedError when this role may not."""
+        return False
 
     # ======================================================================================
     # The seed's interface, in snake_case, built on the primitives.

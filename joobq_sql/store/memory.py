@@ -157,6 +157,8 @@ class MemoryStore(MemoryOperations, Store):
     one to move time in tests.
     """
 
+    never_blocks = True
+
     def __init__(
         self,
         *,

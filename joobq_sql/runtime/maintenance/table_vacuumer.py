@@ -26,8 +26,8 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from ...store.postgres.hot_table import TableHealth, VacuumRefusedError
-from ...store.postgres.store import PostgresStore
+from ...store.base import Store
+from ...store.table_health import TableHealth, VacuumRefusedError
 from .duty import Duty
 
 #: The dead share of the table (dead / (live + dead) row versions) above which it is vacuumed.
@@ -50,17 +50,15 @@ class TableVacuumer(Duty):
 
     def __init__(
         self,
-        store: PostgresStore,
+        store: Store,
         *,
         interval: float | timedelta | None = None,
         dead_share: float = DEFAULT_DEAD_SHARE,
         min_dead_rows: int = MIN_DEAD_ROWS,
         logger: logging.Logger | None = None,
     ) -> None:
-        if not isinstance(store, PostgresStore):
-            raise TypeError(
-                f"{self.name} needs a PostgresStore, got {type(store).__name__}: {store!r}"
-            )
+        if not isinstance(store, Store):
+            raise TypeError(f"{self.name} needs a joobq_sql.Store, got {store!r}")
         super().__init__(interval=interval)
         if isinstance(dead_share, bool) or not isinstance(dead_share, int | float):
             raise TypeError(f"{self.name} dead_share must be a number, got {dead_share!r}")
@@ -144,7 +142,7 @@ class TableVacuumer(Duty):
             "autovacuum alone. Run the workers as the table's owner, or GRANT MAINTAIN ON it "
             "(PostgreSQL 17+), or set self_vacuum = false to silence this",
             self.name,
-            self.store.schema,
+            self.store.schema or "",
             table,
             reason,
         )

@@ -36,7 +36,6 @@ from sqlalchemy.util import concurrency
 from ...errors import ConfigurationError
 from ...status import JobStatus
 from ..base import DEFAULT_BATCH_SIZE, DEFAULT_DEAD_LETTER_TTL, DEFAULT_LEASE, Store
-from ..memory import MemoryStore
 from ..presence import DEFAULT_HEARTBEAT_INTERVAL
 from ..records import Completion, Failure, JobRecord, NewJob, QueueStats, WorkerInfo
 from ..unrunnable import HandBack
@@ -354,13 +353,14 @@ class AsyncStore(ABC):
 
 class AsyncStoreAdapter(AsyncStore):
     """An AsyncStore over any sync Store. Calls run in a worker thread (``asyncio.to_thread``),
-    or inline when `inline` (the default for MemoryStore, whose calls never wait on I/O)."""
+    or inline when `inline`: by default, for a store whose calls never wait on I/O
+    (`Store.never_blocks`, as MemoryStore's)."""
 
     def __init__(self, store: Store, *, inline: bool | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"AsyncStoreAdapter needs a joobq_sql.Store, got {store!r}")
         self.store = store
-        self.inline = isinstance(store, MemoryStore) if inline is None else bool(inline)
+        self.inline = store.never_blocks if inline is None else bool(inline)
 
     @property
     def _store(self) -> Store:

@@ -11,41 +11,18 @@ its dead share passes a threshold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from ..table_health import TableHealth as TableHealth
+from ..table_health import VacuumRefusedError as VacuumRefusedError
 from ._connections import checked_out
 
 #: Before 17 there is no MAINTAIN privilege: hot_table_health_pg15.sql tells ownership.
 MAINTAIN_SERVER_VERSION = 170000
 #: SQLSTATE of VACUUM's "skipping vacuum of ... --- lock not available" (SKIP_LOCKED).
 LOCK_NOT_AVAILABLE = "55P03"
-
-
-@dataclass(frozen=True, slots=True)
-class TableHealth:
-    """One table as the server's statistics see it. `since_vacuum_s` is None when it was never
-    vacuumed (nor autovacuumed) since its statistics began."""
-
-    table: str
-    live_rows: int
-    dead_rows: int
-    since_vacuum_s: float | None
-    vacuuming: bool
-    may_vacuum: bool
-
-    @property
-    def dead_share(self) -> float:
-        """Dead row versions as a share of all row versions (0 for an empty table)."""
-        total = self.live_rows + self.dead_rows
-        return self.dead_rows / total if total else 0.0
-
-
-class VacuumRefusedError(Exception):
-    """The server would not let this role VACUUM the table (it skipped it with a warning, or
-    refused). The message is the server's."""
 
 
 def health_statement(server_version: int) -> str:

@@ -8,8 +8,6 @@ by every completion.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,9 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+# Re-exported: the schema's name rules live with the other input checks (settings use them).
+from ..._validation import DEFAULT_SCHEMA as DEFAULT_SCHEMA
+from ..._validation import validate_schema_name as validate_schema_name
 from ...status import RUNNABLE_STATUSES, JobStatus
 
-DEFAULT_SCHEMA = "joobq"
 VERSION_TABLE = "joobq_alembic_version"
 
 #: Storage parameters for the high-churn jobs table. Every claim and finish rewrites or deletes a
@@ -51,18 +51,6 @@ JOBS_STORAGE_PARAMETERS: dict[str, str] = {
 #: Counters are sharded, so that no row is hot: a completing worker adds to one of
 #: COUNTER_SHARDS rows per queue, chosen by store.postgres.store._shard (one per process on a host).
 COUNTER_SHARDS = 16
-
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def validate_schema_name(schema: str) -> str:
-    """Schema names are formatted into SQL text as identifiers, so only plain names are allowed."""
-    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
-        raise ValueError(
-            f"schema {schema!r} is invalid: use lower-case letters, digits and '_', "
-            "starting with a letter or '_', at most 63 characters"
-        )
-    return schema
 
 
 def _status_list(statuses: tuple[JobStatus, ...]) -> str:

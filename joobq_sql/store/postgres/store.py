@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -49,10 +49,13 @@ from ._connections import Connections, engine_from_url, url_from_environment, us
 from .arrays import float_array, int_array, text_array, uuid_array
 from .copy_text import copy_text
 from .hot_table import TableHealth, health_statement, read_health, run_vacuum
-from .notifier import channel_for, notify_queues
+from .notifier import Listener, channel_for, libpq_dsn, notify_queues
 from .queries import Queries
 from .queue_stats import STATS_EXACT_LIMIT, build_queue_stats
 from .schema import COUNTER_SHARDS, DEFAULT_SCHEMA
+
+if TYPE_CHECKING:
+    from .async_store import AsyncStore
 
 
 class PostgresStore(Store):
@@ -78,7 +81,7 @@ class PostgresStore(Store):
         super().__init__(
             lease=lease, dead_letter_ttl=dead_letter_ttl, keep_completed=keep_completed
         )
-        self.schema = schema
+        self.schema: str = schema
         self._sql = Queries(schema)  # validates the schema name
         #: Send a NOTIFY per queue with each enqueue; False for poll-only set-ups (PgBouncer
         #: in transaction mode), where workers find new jobs by polling.
@@ -543,6 +546,29 @@ class PostgresStore(Store):
                 return int(cur.fetchall()[0]["live_rows"])
 
             return build_queue_stats(rows, totals=totals, paused=paused, live_rows=live_rows)
+
+    @property
+    def sql_engine(self) -> Engine:
+        return self.engine
+
+    def listener(
+        self, *, on_wake: Callable[[str], None], on_reconnect: Callable[[], None]
+    ) -> Listener | None:
+        """LISTEN on this store's channel, on a connection of its own (not from the pool);
+        None when the store was built with notify=False."""
+        if not self.notify:
+            return None
+        return Listener(
+            libpq_dsn(self.engine),
+            channel=self.channel,
+            on_wake=on_wake,
+            on_reconnect=on_reconnect,
+        )
+
+    def async_twin(self, *, pool_size: int) -> AsyncStore:
+        from .async_store import AsyncPostgresStore
+
+        return AsyncPostgresStore.from_store(self, pool_size=pool_size)
 
     def hot_table_health(self) -> list[TableHealth]:
         """The jobs table's live and dead row versions, when it was last vacuumed, and whether
