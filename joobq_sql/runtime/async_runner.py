@@ -42,18 +42,19 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from ..errors import NothingSentError
 from ..job import Job, JobCancelled
 from ..settings import Settings
 from ..store.base import Store, decode_claimed
 from ..store.postgres.async_store import AsyncStore, AsyncStoreAdapter
-from ..store.records import Failure, JobRecord
+from ..store.records import JobRecord
 from .acker import Acker
 from .async_loop import AsyncLoop
 from .error_monitor import ErrorMonitor
-from .failures import failure_of_run
-from .give_backs import SHUTDOWN_TRIES, GiveBacks, retry_delay
+from .fetch_steps import Backoff, ClaimJobs, ReleaseJobs, Sleep, Step, Wait, drive_async
+from .fetcher import ClaimSizer
+from .give_backs import SHUTDOWN_TRIES
 from .middleware import JobContext, Middleware, ShutdownBeforeStart, chain
+from .runner_core import RunnerCore
 from .throttle import Throttle
 from .timeouts import JobTimeout, raise_in_thread
 
@@ -71,7 +72,7 @@ class _Run:
     started: bool = False
 
 
-class AsyncQueueRunner:
+class AsyncQueueRunner(RunnerCore[_Run]):
     """QueueRunner's counterpart for async queues (see the module docstring). It takes the
     same keyword arguments, so Worker builds either one the same way."""
 
@@ -90,45 +91,29 @@ class AsyncQueueRunner:
         throttle: Throttle | None = None,
         async_store: AsyncStore | None = None,
     ) -> None:
-        self.name = name
-        self.workers = workers
-        self.worker_id = worker_id
-        self.settings = settings
-        self.acker = acker
-        self.async_loop = async_loop
-        self.errors = errors
+        super().__init__(
+            name=name,
+            workers=workers,
+            worker_id=worker_id,
+            settings=settings,
+            middlewares=middlewares,
+            acker=acker,
+            async_loop=async_loop,
+            errors=errors,
+            sizer=ClaimSizer.of(settings, workers, ahead=False),  # only for free slots
+        )
         self.throttle = throttle
-        self.middlewares: list[Middleware] = list(middlewares)
         self._owns_store = async_store is None
         # Else its own small pool on the worker's loop: one fetch loop and the releases.
         self.store: AsyncStore = (
             async_store or store.async_twin(pool_size=2) or AsyncStoreAdapter(store)
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fetcher: asyncio.Task[None] | None = None
+        self._fetch_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._paused = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # runs were added or removed
-        self._runs: dict[UUID, _Run] = {}
-        # A claim sent while this runner held nothing came back empty (see drained()).
-        self._empty = False
-        # Claimed jobs held only to be given back: unrunnable ones, failed releases.
-        self._give = GiveBacks(
-            logger, queue=name, grace=settings.unrunnable_grace, worker_id=worker_id
-        )
-        self.counters = {
-            "passes": 0,  # fetcher wake-ups: by poll, NOTIFY or a freed slot
-            "claims": 0,  # claim round trips
-            "claimed": 0,
-            "succeeded": 0,
-            "failed": 0,
-            "timed_out": 0,
-            "released": 0,
-            "handed_back": 0,  # claimed jobs this worker cannot run, handed back
-        }
 
     # -- the interface Worker uses (called from its threads) ---------------------------------
 
@@ -139,37 +124,6 @@ class AsyncQueueRunner:
     def wake(self) -> None:
         """New jobs may be waiting (a NOTIFY arrived): claim now instead of at the next poll."""
         self._soon(self._wake.set)
-
-    def set_paused(self, paused: bool) -> None:
-        """A paused queue starts no new job; on resume it claims at once."""
-        was_paused, self._paused = self._paused, paused
-        if was_paused and not paused:
-            self.wake()
-
-    def running_jids(self) -> list[UUID]:
-        with self._lock:
-            return list(self._runs)
-
-    def held_jids(self) -> set[UUID]:
-        """Every job this runner has claimed and not yet handed to the acker."""
-        with self._lock:
-            return set(self._runs) | self._give.jids()
-
-    def drained(self) -> bool:
-        """True when a claim sent while this runner held nothing found no runnable job of its
-        queue (or the queue is paused), and it holds nothing still."""
-        with self._lock:
-            return self._empty and self._holds_nothing_locked()
-
-    def _holds_nothing_locked(self) -> bool:
-        return not (self._runs or self._give.unseen_claim or self._give.jids())
-
-    def buffered_jids(self) -> set[UUID]:
-        """The held jobs not started yet (waiting for the queue's throttle, or to begin, or
-        to be given back: unrunnable here, or a release that failed)."""
-        with self._lock:
-            unstarted = {jid for jid, run in self._runs.items() if not run.started}
-            return unstarted | self._give.jids()
 
     def request_cancel(self, jid: UUID) -> None:
         """Hand a cancel request to a job: its flag, and cancellation of its task."""
@@ -200,6 +154,36 @@ class AsyncQueueRunner:
         with contextlib.suppress(Exception):
             future.result(5.0)
 
+    # -- the core's questions ----------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _held_locked(self) -> set[UUID]:
+        return set(self._runs)
+
+    def _unstarted_locked(self) -> set[UUID]:
+        return {jid for jid, run in self._runs.items() if not run.started}
+
+    def _holding_locked(self) -> bool:
+        return bool(self._runs)
+
+    def claim_size(self) -> int:
+        return self._sizer.size(len(self._runs))
+
+    def hold(self, records: list[JobRecord]) -> bool:
+        """Start a task for each claimed record this process can run; hold the others to give
+        back (all of them, if shutdown began meanwhile)."""
+        runnable, unrunnable = decode_claimed(records)
+        self._give.hold_unrunnable(unrunnable)
+        if self._stopping:  # claimed as shutdown began: hand them straight back
+            self._give.hold_unreleased([record.jid for record, _ in runnable])
+            runnable = []
+        for record, job in runnable:
+            self._launch(record, job)
+        return len(runnable) < len(records)
+
     # -- on the loop -------------------------------------------------------------------------
 
     def _soon(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -209,18 +193,37 @@ class AsyncQueueRunner:
                 loop.call_soon_threadsafe(callback, *args)
 
     async def _start_fetcher(self) -> None:
-        self._fetcher = asyncio.create_task(self._fetch_loop(), name=f"joobq-fetch-{self.name}")
+        self._fetch_task = asyncio.create_task(
+            drive_async(self._fetcher.run(), self._do), name=f"joobq-fetch-{self.name}"
+        )
+
+    async def _do(self, step: Step) -> Any:
+        """Carry out one of the fetcher's steps on the loop."""
+        if isinstance(step, Wait | Backoff):
+            await self._idle(step.seconds)
+            return None
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        store = self.store
+        if isinstance(step, ClaimJobs):
+            return await store.claim_jobs(step.queue, step.worker_id, step.limit, lease=step.lease)
+        if isinstance(step, ReleaseJobs):
+            return await store.release_jobs(
+                step.worker_id, step.jids, queue=step.queue, keep=step.keep
+            )
+        return await store.hand_back_jobs(step.hand_backs, grace=step.grace)
 
     async def _begin_shutdown(self) -> None:
         self._stopping = True
         self._stop.set()
         self._wake.set()
-        if self._fetcher is not None:
-            await asyncio.wait([self._fetcher])
+        if self._fetch_task is not None:
+            await asyncio.wait([self._fetch_task])
         unstarted = [r.task for r in self._runs.values() if not r.started and r.task is not None]
         if unstarted:
             await asyncio.wait(unstarted)  # each one sees the stop and releases itself
-        await self._settle(tries=SHUTDOWN_TRIES)
+        await self._settle()
 
     async def _finish(self) -> None:
         tasks = [r.task for r in self._runs.values() if r.task is not None]
@@ -228,8 +231,8 @@ class AsyncQueueRunner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
-        if self._give.unseen_claim or self._give.jids():
-            await self._settle(tries=SHUTDOWN_TRIES)
+        if self._settle_due():
+            await self._settle()
             self._give.left_to_rescue()
         if self._owns_store:
             with contextlib.suppress(Exception):
@@ -243,113 +246,9 @@ class AsyncQueueRunner:
         if run.task is not None:
             run.task.cancel()
 
-    def _claim_size(self) -> int:
-        if self._paused:
-            return 0
-        free = self.workers - len(self._runs)
-        return max(0, min(self.settings.worker_batch_size, free))
-
-    async def _fetch_loop(self) -> None:
-        failures = 0
-        while not self._stopping:
-            self.counters["passes"] += 1
-            try:
-                await self._give_back()  # what an earlier pass could not; never blocks a claim
-                if self._give.unseen_claim:
-                    await self._release_unseen()  # before claiming again: raises until it works
-                with self._lock:
-                    idle = self._holds_nothing_locked()
-                want = self._claim_size()
-                more = await self._claim(want, idle=idle) if want else False
-                if self._paused and idle:
-                    self._empty = True
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                delay = retry_delay(failures)
-                logger.warning(
-                    "claiming from %r failed (%s); retrying in %.2fs", self.name, exc, delay
-                )
-                await self._idle(delay)
-                continue
-            if more:
-                continue  # the queue may hold more: claim again before waiting
-            await self._idle(self.settings.poll_interval)
-
-    async def _claim(self, want: int, *, idle: bool = False) -> bool:
-        """Claim up to `want` jobs and hold every one (see QueueRunner._claim: until they are
-        held, the claim counts as unseen); True if the claim came back full. `idle`: this
-        runner held nothing when it decided to claim (see drained())."""
-        self._give.unseen_claim = True
-        try:
-            records = await self.store.claim_jobs(
-                self.name, self.worker_id, want, lease=self.settings.lease
-            )
-        except NothingSentError:  # no connection: nothing was claimed
-            self._give.unseen_claim = False
-            raise
-        runnable, unrunnable = decode_claimed(records)
-        self._give.hold_unrunnable(unrunnable)
-        if self._stopping:  # claimed as shutdown began: hand them straight back
-            self._give.hold_unreleased([record.jid for record, _ in runnable])
-            runnable = []
-        for record, job in runnable:
-            self._launch(record, job)
-        self._give.unseen_claim = False
-        self.counters["claims"] += 1
-        self.counters["claimed"] += len(records)
-        self._empty = idle and not records
-        if len(runnable) < len(records):
-            await self._give_back()
-        return len(records) == want
-
-    async def _release_unseen(self) -> None:
-        """Release every running job of this worker in this queue that it does not hold: what
-        an unseen claim took (held jobs are read before the acker's, as in QueueRunner)."""
-        keep = self.held_jids() | self.acker.pending_jids()
-        released = await self.store.release_jobs(self.worker_id, queue=self.name, keep=sorted(keep))
-        self._give.unseen_claim = False
-        self.counters["released"] += len(released)
-        self._give.report_unseen_released(released)
-
-    async def _give_back(self, *, force: bool = False) -> bool:
-        """One try at handing back the unrunnable jobs held and releasing the unreleased ones
-        (unless a failure's backoff still runs and not `force`); True when it worked."""
-        hand_backs, unreleased = self._give.pending(force=force)
-        if not hand_backs and not unreleased:
-            return True
-        try:
-            if hand_backs:
-                grace = self.settings.unrunnable_grace
-                changed = await self.store.hand_back_jobs(hand_backs, grace=grace)
-                self._give.handed_back(hand_backs)  # absent from `changed`: no longer ours
-                self.counters["handed_back"] += len(changed)
-            if unreleased:
-                released = await self.store.release_jobs(self.worker_id, unreleased)
-                self._give.released(unreleased)
-                self.counters["released"] += len(released)
-        except Exception as exc:
-            self._give.failed("giving back", len(hand_backs) + len(unreleased), exc)
-            return False
-        self._give.succeeded()
-        return True
-
-    async def _settle(self, *, tries: int) -> None:
-        """At shutdown: give back all that is still to give back, up to `tries` times each."""
-        for attempt in range(1, tries + 1):
-            if not self._give.unseen_claim:
-                break
-            try:
-                await self._release_unseen()
-            except Exception as exc:
-                logger.warning("queue %r: releasing an unseen claim failed (%s)", self.name, exc)
-                if attempt < tries:
-                    await asyncio.sleep(retry_delay(attempt))
-        for attempt in range(1, tries + 1):
-            if await self._give_back(force=True):
-                break
-            if attempt < tries:
-                await asyncio.sleep(retry_delay(attempt))
+    async def _settle(self) -> None:
+        """At shutdown: give back all that is still to give back (see Fetcher.settle)."""
+        await drive_async(self._fetcher.settle(tries=SHUTDOWN_TRIES), self._do)
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a wake-up (NOTIFY, a freed slot, shutdown) or `seconds`."""
@@ -390,7 +289,7 @@ class AsyncQueueRunner:
         except BaseException as exc:  # SystemExit or KeyboardInterrupt from a job fail the job
             failure = exc
         try:
-            self._acknowledge(run, failure)
+            self._report(run, failure)
         finally:
             self._forget(run)
 
@@ -424,34 +323,17 @@ class AsyncQueueRunner:
                 raise JobTimeout(f"the job did not finish within {seconds:g}s") from None
             raise
 
-    def _acknowledge(self, run: _Run, failure: BaseException | None) -> None:
-        if failure is None:
-            self.counters["succeeded"] += 1
-            self.acker.complete(run.record.completion)
-            return
-        self.counters["failed"] += 1
+    def _report(self, run: _Run, failure: BaseException | None) -> None:
+        """Hand the outcome of a finished run to the acker (a cancelled run ends dead)."""
         cancelled = run.job.cancel_requested and isinstance(
             failure, JobCancelled | asyncio.CancelledError
         )
-        self.acker.fail(self._failure(run, failure, cancelled=cancelled))
+        self._acknowledge(run.record, run.job, failure, cancelled=cancelled)
 
     async def _release(self, jids: list[UUID]) -> None:
         """Give back claimed jobs that will not start here (shutdown began); if the database
         is away, they stay held (renewed) and shutdown tries again."""
-        if jids:
-            self._give.hold_unreleased(jids)
-            await self._give_back(force=True)
-
-    def _failure(self, run: _Run, exc: BaseException, *, cancelled: bool) -> Failure:
-        return failure_of_run(
-            run.record,
-            type(run.job),
-            exc,
-            worker_id=self.worker_id,
-            settings=self.settings,
-            errors=self.errors,
-            cancelled=cancelled,
-        )
+        await drive_async(self._fetcher.release(jids), self._do)
 
 
 def _start_perform(job: Job, scope: asyncio.Timeout) -> Any:
