@@ -110,7 +110,10 @@ class FetcherHost(Protocol):
     worker_id: str
     settings: Settings
     counters: dict[str, int]
-    _paused: bool
+
+    @property
+    def paused(self) -> bool:
+        """The queue is paused: claim nothing."""
 
     @property
     def stopping(self) -> bool:
@@ -166,9 +169,9 @@ class Fetcher:
                     )
                     yield from self.give_back(force=True)
                 idle = host.holds_nothing()
-                want = 0 if host._paused else host.claim_size()
+                want = 0 if host.paused else host.claim_size()
                 more = (yield from self.claim(want, idle=idle)) if want else False
-                if host._paused and idle:
+                if host.paused and idle:
                     self.empty = True
                 failures = 0
             except Exception as exc:
